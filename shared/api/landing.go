@@ -114,33 +114,46 @@ func (l *S3Landing) PresignPart(ctx context.Context, key, uploadID string, part 
 
 // CompleteMultipart implements Landing.
 func (l *S3Landing) CompleteMultipart(ctx context.Context, key, uploadID string, parts []CompletedPart) (int64, error) {
+	// Ask for the upload first: S3 answers NoSuchUpload here as it would on
+	// completion (moto, unlike S3, fails completion of an unknown id with 500).
+	_, err := l.client.ListParts(ctx, &s3.ListPartsInput{Bucket: aws.String(l.bucket), Key: aws.String(key),
+		UploadId: aws.String(uploadID), MaxParts: aws.Int32(1)})
+	if err != nil {
+		return 0, classifyMultipart(err)
+	}
 	cp := make([]types.CompletedPart, len(parts))
 	for i, p := range parts {
 		cp[i] = types.CompletedPart{PartNumber: aws.Int32(p.PartNumber), ETag: aws.String(p.ETag)}
 	}
-	_, err := l.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+	_, err = l.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 		Bucket:          aws.String(l.bucket),
 		Key:             aws.String(key),
 		UploadId:        aws.String(uploadID),
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cp},
 	})
 	if err != nil {
-		var ae smithy.APIError
-		if errors.As(err, &ae) {
-			switch ae.ErrorCode() {
-			case "NoSuchUpload":
-				return 0, fmt.Errorf("%w: %v", ErrUploadNotFound, err)
-			case "InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML":
-				return 0, fmt.Errorf("%w: %v", ErrBadParts, err)
-			}
-		}
-		return 0, fmt.Errorf("complete multipart upload: %w", err)
+		return 0, classifyMultipart(err)
 	}
 	head, err := l.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(l.bucket), Key: aws.String(key)})
 	if err != nil {
 		return 0, fmt.Errorf("head completed object: %w", err)
 	}
 	return aws.ToInt64(head.ContentLength), nil
+}
+
+// classifyMultipart maps S3's multipart error codes to ErrUploadNotFound
+// and ErrBadParts.
+func classifyMultipart(err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchUpload":
+			return fmt.Errorf("%w: %v", ErrUploadNotFound, err)
+		case "InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML":
+			return fmt.Errorf("%w: %v", ErrBadParts, err)
+		}
+	}
+	return fmt.Errorf("complete multipart upload: %w", err)
 }
 
 // toPresigned keeps the signed headers the client must send (Host and

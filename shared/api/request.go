@@ -165,7 +165,8 @@ func nameProblem(name string) string {
 	switch {
 	case name == "":
 		return "name is required"
-	case !utf8.ValidString(name):
+	case !utf8.ValidString(name) || strings.ContainsRune(name, utf8.RuneError):
+		// encoding/json turns invalid UTF-8 into U+FFFD, so refuse that too.
 		return "name must be valid UTF-8"
 	case utf8.RuneCountInString(name) > 255:
 		return "name must be at most 255 characters"
