@@ -330,7 +330,7 @@ func (s *Server) deleteMany(w http.ResponseWriter, r *http.Request) {
 	rows := []map[string]any{}
 	if isService(r) {
 		gone, _ := s.store.remove(r.PathValue("bucket"), body.Prefixes...)
-			for _, o := range gone {
+		for _, o := range gone {
 			rows = append(rows, o.row())
 		}
 	}
