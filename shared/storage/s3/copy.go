@@ -21,6 +21,9 @@ import (
 // with our SHA-256, asks S3 to compute a SHA-256 of the result, and is
 // checked afterwards: size, and the SHA-256 when S3 reports a full-object
 // one. A copy that does not match is deleted and reported as Integrity.
+// A copy by parts gets only a composite checksum from S3: the returned
+// Checksums.SHA256 is then empty, meaning the provider did not prove the
+// bytes, and the caller relies on the source's proof or reads the copy back.
 func (p *Provider) Copy(ctx context.Context, src storage.Locator, key string, opts storage.PutOptions) (storage.ObjectInfo, error) {
 	if normalizeEndpoint(src.Endpoint) != p.endpoint || src.Bucket == "" || src.Key == "" {
 		return storage.ObjectInfo{}, storage.NewError("copy", p.name, key, storage.Permanent,
@@ -51,6 +54,9 @@ func (p *Provider) Copy(ctx context.Context, src storage.Locator, key string, op
 		err = p.copyMultipart(ctx, src, key, srcInfo.Size, etag, opts)
 	} else {
 		err = p.copyObject(ctx, src, key, etag, opts)
+	}
+	if err == nil {
+		err = p.ensureLock(ctx, key)
 	}
 	if err != nil {
 		return storage.ObjectInfo{}, p.fail("copy", key, err)

@@ -47,6 +47,8 @@ type Provider struct {
 	// and copyPart the size of those parts (tests lower them).
 	copyThreshold int64
 	copyPart      int64
+	// listPage is ListObjectsV2's MaxKeys; 0 leaves the server's 1,000.
+	listPage int32
 }
 
 // New validates cfg and builds a client for it. With static credentials in
@@ -242,10 +244,11 @@ func (p *Provider) Delete(ctx context.Context, key string) error {
 // List calls fn for every object whose key starts with prefix, page by
 // page, stopping at fn's first error.
 func (p *Provider) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
-	pages := s3.NewListObjectsV2Paginator(p.client, &s3.ListObjectsV2Input{
-		Bucket: aws.String(p.cfg.Bucket),
-		Prefix: aws.String(prefix),
-	})
+	in := &s3.ListObjectsV2Input{Bucket: aws.String(p.cfg.Bucket), Prefix: aws.String(prefix)}
+	if p.listPage > 0 {
+		in.MaxKeys = aws.Int32(p.listPage)
+	}
+	pages := s3.NewListObjectsV2Paginator(p.client, in)
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
@@ -315,6 +318,30 @@ func (p *Provider) discard(ctx context.Context, op, key string, why error) {
 	if err := p.Delete(dctx, key); err != nil {
 		p.log.Error("could not delete an object that failed verification", "op", op, "key", key, "why", why, "error", err)
 	}
+}
+
+// ensureLock makes sure key carries the configured retention after a
+// multipart upload or a copy: some S3-compatible stores (moto among them)
+// ignore lock headers there, and an object we promise immutable must be.
+func (p *Provider) ensureLock(ctx context.Context, key string) error {
+	mode, until := p.lock()
+	if mode == "" {
+		return nil
+	}
+	head, err := p.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(p.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return err
+	}
+	if head.ObjectLockMode == mode && head.ObjectLockRetainUntilDate != nil {
+		return nil
+	}
+	_, err = p.client.PutObjectRetention(ctx, &s3.PutObjectRetentionInput{
+		Bucket:    aws.String(p.cfg.Bucket),
+		Key:       aws.String(key),
+		VersionId: head.VersionId,
+		Retention: &types.ObjectLockRetention{Mode: types.ObjectLockRetentionMode(mode), RetainUntilDate: until},
+	})
+	return err
 }
 
 // lock returns the object lock settings for a new object, if configured.

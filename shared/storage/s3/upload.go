@@ -60,6 +60,9 @@ func (p *Provider) putMultipart(ctx context.Context, key string, v *storage.Veri
 			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
 		})
 		if err == nil {
+			if err := p.ensureLock(ctx, key); err != nil {
+				return storage.ObjectInfo{}, p.fail("put", key, fmt.Errorf("set object lock: %w", err))
+			}
 			return p.putInfo(key, size, opts, aws.ToString(done.ETag)), nil
 		}
 	}
