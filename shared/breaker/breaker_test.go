@@ -172,7 +172,6 @@ func TestSlowOutcomeOfOldGenerationIsIgnored(t *testing.T) {
 	slow(nil) // it finishes fine, but the breaker has moved on
 	mustState(t, b, StateOpen)
 
-
 	// A failure allowed before the breaker opened, reported after a trial
 	// closed it again, does not count against the new generation.
 	clk.Advance(2 * time.Minute)

@@ -126,7 +126,7 @@ func TestRecordStep(t *testing.T) {
 			wantState: StateOpen, wantGen: 3},
 		{name: "outcome after the interval reset is ignored",
 			rec: Record{State: StateClosed, Generation: 2, Expiry: t0.Add(-time.Second), Counts: Counts{ConsecutiveFailures: 4}},
-			tk: ticket{generation: 2}, o: failure, wantState: StateClosed, wantGen: 3},
+			tk:  ticket{generation: 2}, o: failure, wantState: StateClosed, wantGen: 3},
 		{name: "half-open trial success closes",
 			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a"), Counts: Counts{Requests: 1}}, tk: ticket{4, "a"}, o: success,
 			wantWrite: true, wantState: StateClosed, wantGen: 5, changes: []Change{{StateHalfOpen, StateClosed}}},
