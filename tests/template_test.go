@@ -1,0 +1,459 @@
+package tests
+
+import (
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	cfdynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	cfiam "github.com/awslabs/goformation/v7/cloudformation/iam"
+	cflogs "github.com/awslabs/goformation/v7/cloudformation/logs"
+	cfs3 "github.com/awslabs/goformation/v7/cloudformation/s3"
+	cfsqs "github.com/awslabs/goformation/v7/cloudformation/sqs"
+
+	"github.com/wedsync/backup-replication/shared/api"
+	"github.com/wedsync/backup-replication/shared/catalog"
+)
+
+// TestTemplateLint runs cfn-lint, as `make lint` and CI do.
+func TestTemplateLint(t *testing.T) {
+	bin := requireTool(t, "cfn-lint")
+	cmd := exec.Command(bin, "template.yaml")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cfn-lint template.yaml: %v\n%s", err, out)
+	}
+}
+
+// TestSAMBuildTargets builds every function the way `sam build` does
+// (make build-<LogicalId> ARTIFACTS_DIR=…) and checks that a static
+// linux/arm64 executable named bootstrap comes out.
+func TestSAMBuildTargets(t *testing.T) {
+	tpl := loadTemplate(t)
+	root := repoRoot(t)
+	for _, id := range tpl.FunctionIDs() {
+		t.Run(id, func(t *testing.T) {
+			dir, ok := functionDir(t, id)
+			if !ok {
+				t.Skipf("functions/%s does not exist yet; template.yaml declares %s ahead of it", dir, id)
+			}
+			out := t.TempDir()
+			cmd := exec.Command("make", "-s", "build-"+id, "ARTIFACTS_DIR="+out)
+			cmd.Dir = root
+			if b, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("make build-%s: %v\n%s", id, err, b)
+			}
+			f, err := elf.Open(filepath.Join(out, "bootstrap"))
+			if err != nil {
+				t.Fatalf("bootstrap is not an ELF executable: %v", err)
+			}
+			defer f.Close()
+			if f.Machine != elf.EM_AARCH64 || f.Class != elf.ELFCLASS64 || f.Type != elf.ET_EXEC {
+				t.Errorf("bootstrap is %v %v %v, want EM_AARCH64 ELFCLASS64 ET_EXEC (linux/arm64)", f.Machine, f.Class, f.Type)
+			}
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					t.Errorf("bootstrap asks for a dynamic loader; provided.al2023 needs a static binary (CGO_ENABLED=0)")
+				}
+			}
+		})
+	}
+}
+
+// TestTemplateFunctions checks what every function must share: the build
+// rule, the runtime, its own role and a log group with retention.
+func TestTemplateFunctions(t *testing.T) {
+	tpl := loadTemplate(t)
+	want := []string{"ApiFunction", "HealthFunction", "ReplicateGcsFunction", "ReplicateS3Function",
+		"ReplicateSupabaseFunction", "RotateFunction", "WsFunction"}
+	if got := tpl.FunctionIDs(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("functions = %v, want %v (the Makefile's SAM targets)", got, want)
+	}
+	roles := map[string]string{}
+	groups := map[string]int{}
+	for _, id := range tpl.IDs("AWS::Logs::LogGroup") {
+		lg := tpl.Resources[id].(*cflogs.LogGroup)
+		if lg.RetentionInDays == nil || *lg.RetentionInDays <= 0 {
+			t.Errorf("log group %s keeps logs forever: set RetentionInDays", id)
+		}
+		if lg.LogGroupName != nil {
+			groups[*lg.LogGroupName] = *lg.RetentionInDays
+		}
+	}
+	for _, id := range want {
+		f := tpl.Functions[id]
+		if f.Runtime != "provided.al2023" || f.Handler != "bootstrap" || !reflect.DeepEqual(f.Architectures, []string{"arm64"}) {
+			t.Errorf("%s: runtime %q handler %q architectures %v, want provided.al2023, bootstrap, [arm64]", id, f.Runtime, f.Handler, f.Architectures)
+		}
+		if f.BuildMethod != "makefile" || f.CodeURI != "." {
+			t.Errorf("%s: Metadata.BuildMethod %q CodeUri %q, want makefile and .", id, f.BuildMethod, f.CodeURI)
+		}
+		if f.Role == "" {
+			t.Errorf("%s has no explicit Role: SAM would generate one with managed policies that use Resource \"*\"", id)
+		} else if other, dup := roles[f.Role]; dup {
+			t.Errorf("%s and %s share a role; each function gets its own least-privilege role", id, other)
+		}
+		roles[f.Role] = id
+		if _, ok := groups["/aws/lambda/"+f.Name]; !ok {
+			t.Errorf("%s (%s) has no log group /aws/lambda/%s with retention", id, f.Name, f.Name)
+		}
+	}
+	for _, raw := range tpl.Raw {
+		if strings.Contains(string(raw), `"Policies"`) && strings.Contains(string(raw), `AWS::Serverless::Function`) {
+			t.Errorf("a function uses SAM Policies; give it an explicit role instead")
+		}
+	}
+}
+
+// TestTemplateFanOut checks the landing bucket and the per-provider
+// rule → queue → dead-letter queue → replicate chain.
+func TestTemplateFanOut(t *testing.T) {
+	tpl := loadTemplate(t)
+	b, ok := tpl.Resources["LandingBucket"].(*cfs3.Bucket)
+	if !ok {
+		t.Fatal("no LandingBucket")
+	}
+	if b.NotificationConfiguration == nil || b.NotificationConfiguration.EventBridgeConfiguration == nil ||
+		!b.NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled {
+		t.Error("landing bucket does not send events to EventBridge")
+	}
+	pab := b.PublicAccessBlockConfiguration
+	if pab == nil || !isTrue(pab.BlockPublicAcls) || !isTrue(pab.BlockPublicPolicy) || !isTrue(pab.IgnorePublicAcls) || !isTrue(pab.RestrictPublicBuckets) {
+		t.Error("landing bucket does not block every kind of public access")
+	}
+	if b.BucketEncryption == nil || len(b.BucketEncryption.ServerSideEncryptionConfiguration) == 0 ||
+		b.BucketEncryption.ServerSideEncryptionConfiguration[0].ServerSideEncryptionByDefault.SSEAlgorithm != "aws:kms" {
+		t.Error("landing bucket is not encrypted with SSE-KMS")
+	}
+	abort := false
+	if b.LifecycleConfiguration != nil {
+		for _, r := range b.LifecycleConfiguration.Rules {
+			abort = abort || (r.Status == "Enabled" && r.AbortIncompleteMultipartUpload != nil)
+		}
+	}
+	if !abort {
+		t.Error("landing bucket keeps incomplete multipart uploads forever")
+	}
+	if pol := string(tpl.Raw["LandingBucketPolicy"]); !strings.Contains(pol, "aws:SecureTransport") || !strings.Contains(pol, `"Deny"`) {
+		t.Error("landing bucket policy does not deny requests without TLS")
+	}
+
+	for _, p := range []string{"Supabase", "S3", "Gcs"} {
+		fn := tpl.Functions["Replicate"+p+"Function"]
+		if len(fn.SQS) != 1 {
+			t.Errorf("Replicate%sFunction: %d SQS events, want 1", p, len(fn.SQS))
+			continue
+		}
+		ev := fn.SQS[0]
+		if !ev.ReportBatchItemFailures {
+			t.Errorf("Replicate%sFunction: FunctionResponseTypes lacks ReportBatchItemFailures", p)
+		}
+		if want := strings.ToLower(p); fn.Env["PROVIDER"] != want {
+			t.Errorf("Replicate%sFunction: PROVIDER=%q, want %q", p, fn.Env["PROVIDER"], want)
+		}
+		qid, ok := tpl.LogicalIDByArn(ev.QueueArn)
+		if qid != "Replicate"+p+"Queue" || !ok {
+			t.Errorf("Replicate%sFunction reads %s, want its own queue", p, qid)
+			continue
+		}
+		q := tpl.Resources[qid].(*cfsqs.Queue)
+		if q.VisibilityTimeout == nil || float64(*q.VisibilityTimeout) < 6*fn.Timeout.Seconds() {
+			t.Errorf("%s: VisibilityTimeout %v < 6 × the function timeout %v", qid, q.VisibilityTimeout, fn.Timeout)
+		}
+		rp, _ := q.RedrivePolicy.(map[string]any)
+		if dlq, _ := rp["deadLetterTargetArn"].(string); dlq != tpl.Attr("Replicate"+p+"DLQ", "Arn") {
+			t.Errorf("%s: dead-letter target %q, want its DLQ", qid, dlq)
+		}
+		rule := string(tpl.Raw["Replicate"+p+"Rule"])
+		for _, want := range []string{`"aws.s3"`, `"Object Created"`, `"backups/"`, tpl.Ref("LandingBucket"), tpl.Attr(qid, "Arn")} {
+			if !strings.Contains(rule, want) {
+				t.Errorf("Replicate%sRule does not mention %s", p, want)
+			}
+		}
+		qp := string(tpl.Raw["Replicate"+p+"QueuePolicy"])
+		if !strings.Contains(qp, "events.amazonaws.com") || !strings.Contains(qp, tpl.Attr("Replicate"+p+"Rule", "Arn")) {
+			t.Errorf("Replicate%sQueuePolicy does not limit senders to EventBridge and its rule", p)
+		}
+	}
+	if h := tpl.Functions["HealthFunction"]; len(h.Schedules) != 1 || h.Schedules[0].Expression != "rate(1 minute)" {
+		t.Errorf("HealthFunction schedules = %+v, want rate(1 minute)", h.Schedules)
+	}
+}
+
+// TestTemplateTablesMatchCatalog checks that the deployed tables are the
+// ones the catalog's code queries: same keys, same indexes.
+func TestTemplateTablesMatchCatalog(t *testing.T) {
+	tpl := loadTemplate(t)
+	for id, in := range map[string]shape{
+		"BackupsTable":  tableShape(catalog.BackupsTableInput("x").KeySchema, catalog.BackupsTableInput("x").GlobalSecondaryIndexes),
+		"ReplicasTable": tableShape(catalog.ReplicasTableInput("x").KeySchema, nil),
+	} {
+		tb := tpl.Resources[id].(*cfdynamodb.Table)
+		got := cfTableShape(tb)
+		if !reflect.DeepEqual(got, in) {
+			t.Errorf("%s = %+v, catalog expects %+v", id, got, in)
+		}
+	}
+	for _, id := range tpl.IDs("AWS::DynamoDB::Table") {
+		tb := tpl.Resources[id].(*cfdynamodb.Table)
+		if tb.BillingMode == nil || *tb.BillingMode != "PAY_PER_REQUEST" {
+			t.Errorf("%s is not on-demand (PAY_PER_REQUEST)", id)
+		}
+		if tb.PointInTimeRecoverySpecification == nil || !isTrue(tb.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled) {
+			t.Errorf("%s has no point-in-time recovery", id)
+		}
+	}
+	for _, id := range []string{"HealthTable", "ConnectionsTable"} {
+		tb := tpl.Resources[id].(*cfdynamodb.Table)
+		if tb.TimeToLiveSpecification == nil || !tb.TimeToLiveSpecification.Enabled {
+			t.Errorf("%s has no TTL", id)
+		}
+	}
+}
+
+// TestTemplateRoutesMatchAPI checks that every route the API serves is
+// routed to it by the HTTP API (a missing one would 404 in production).
+func TestTemplateRoutesMatchAPI(t *testing.T) {
+	tpl := loadTemplate(t)
+	routed := map[string]bool{}
+	for _, e := range tpl.Functions["ApiFunction"].HTTP {
+		routed[strings.ToUpper(e.Method)+" "+e.Path] = true
+	}
+	served := map[string]bool{}
+	for _, r := range api.Routes() {
+		k := r.Method + " " + r.Path
+		served[k] = true
+		if !routed[k] {
+			t.Errorf("the API serves %s but template.yaml does not route it", k)
+		}
+	}
+	var extra []string
+	for k := range routed {
+		if !served[k] {
+			extra = append(extra, k)
+		}
+	}
+	sort.Strings(extra)
+	if len(extra) > 0 {
+		t.Logf("routed ahead of the handler (it answers 404 until it serves them): %v", extra)
+	}
+}
+
+// shape is a table's key schema and its indexes' key schemas, as "name:TYPE".
+type shape struct {
+	Keys    []string
+	Indexes map[string][]string
+}
+
+func tableShape(keys []ddbtypes.KeySchemaElement, gsis []ddbtypes.GlobalSecondaryIndex) shape {
+	out := shape{Indexes: map[string][]string{}}
+	for _, k := range keys {
+		out.Keys = append(out.Keys, *k.AttributeName+":"+string(k.KeyType))
+	}
+	for _, g := range gsis {
+		var ks []string
+		for _, k := range g.KeySchema {
+			ks = append(ks, *k.AttributeName+":"+string(k.KeyType))
+		}
+		out.Indexes[*g.IndexName] = ks
+	}
+	return out
+}
+
+func cfTableShape(tb *cfdynamodb.Table) shape {
+	out := shape{Indexes: map[string][]string{}}
+	for _, k := range tb.KeySchema {
+		out.Keys = append(out.Keys, k.AttributeName+":"+k.KeyType)
+	}
+	for _, g := range tb.GlobalSecondaryIndexes {
+		var ks []string
+		for _, k := range g.KeySchema {
+			ks = append(ks, k.AttributeName+":"+k.KeyType)
+		}
+		out.Indexes[g.IndexName] = ks
+	}
+	return out
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// roles returns the template's IAM roles by logical id.
+func roles(t *testing.T) map[string]*cfiam.Role {
+	tpl := loadTemplate(t)
+	out := map[string]*cfiam.Role{}
+	for _, id := range tpl.IDs("AWS::IAM::Role") {
+		r, ok := tpl.Resources[id].(*cfiam.Role)
+		if !ok {
+			t.Fatalf("role %s could not be read: %s", id, tpl.Untyped[id])
+		}
+		out[id] = r
+	}
+	if len(out) == 0 {
+		t.Fatal("template.yaml declares no IAM roles")
+	}
+	return out
+}
+
+// starOnlyActions are AWS actions that accept no narrower resource than
+// "*"; a statement granting only these may use Resource "*". None is used
+// today: add one here only with the AWS documentation page that says so.
+var starOnlyActions = map[string]bool{}
+
+// TestTemplateLeastPrivilege checks every function role: no wildcard
+// action, no Resource "*" or other account-, region- or type-wide ARN, no
+// managed policies, only Lambda may assume it; the landing bucket is
+// reachable only under backups/ (plus nothing else), and each replicate
+// function reads only its own queue. Resource policies allow only the
+// principals they must.
+func TestTemplateLeastPrivilege(t *testing.T) {
+	tpl := loadTemplate(t)
+	landing := tpl.Attr("LandingBucket", "Arn")
+	for id, r := range roles(t) {
+		if len(r.ManagedPolicyArns) > 0 {
+			t.Errorf("%s: managed policies %v (their scope is not ours to narrow)", id, r.ManagedPolicyArns)
+		}
+		if !strings.Contains(jsonText(r.AssumeRolePolicyDocument), `"lambda.amazonaws.com"`) || strings.Count(jsonText(r.AssumeRolePolicyDocument), "Principal") != 1 {
+			t.Errorf("%s: trust policy must name lambda.amazonaws.com only: %s", id, jsonText(r.AssumeRolePolicyDocument))
+		}
+		for _, p := range r.Policies {
+			for i, st := range statements(p.PolicyDocument) {
+				where := fmt.Sprintf("%s/%s statement %d (%v)", id, p.PolicyName, i, st["Sid"])
+				if st["Effect"] != "Allow" {
+					continue
+				}
+				if st["NotAction"] != nil || st["NotResource"] != nil {
+					t.Errorf("%s: NotAction/NotResource grant everything else", where)
+				}
+				actions, resources := texts(st["Action"]), texts(st["Resource"])
+				starOnly := len(actions) > 0
+				for _, a := range actions {
+					if strings.Contains(a, "*") {
+						t.Errorf("%s: wildcard action %q", where, a)
+					}
+					starOnly = starOnly && starOnlyActions[a]
+				}
+				if len(resources) == 0 {
+					t.Errorf("%s: no Resource (an unresolved reference?)", where)
+				}
+				for _, res := range resources {
+					if broadARN(res) && !starOnly {
+						t.Errorf("%s: resource %q is wider than one bucket/table/queue/secret/log group", where, res)
+					}
+					if strings.HasPrefix(res, landing) && res != landing+"/backups/*" {
+						t.Errorf("%s: landing bucket access %q; only %s/backups/* is needed", where, res, landing)
+					}
+				}
+				if strings.HasPrefix(id, "Replicate") && hasPrefixAny(actions, "sqs:") {
+					own := tpl.Attr(strings.TrimSuffix(id, "Role")+"Queue", "Arn")
+					if !reflect.DeepEqual(resources, []string{own}) {
+						t.Errorf("%s: SQS access to %v; a replicate function reads only its own queue %s", where, resources, own)
+					}
+				}
+			}
+		}
+	}
+	for _, id := range append(tpl.IDs("AWS::SQS::QueuePolicy"), tpl.IDs("AWS::S3::BucketPolicy")...) {
+		var doc struct{ Properties struct{ PolicyDocument any } }
+		if err := jsonUnmarshal(tpl.Raw[id], &doc); err != nil {
+			t.Fatal(err)
+		}
+		for i, st := range statements(doc.Properties.PolicyDocument) {
+			if st["Effect"] == "Allow" && (jsonText(st["Principal"]) == `"*"` || st["Condition"] == nil) {
+				t.Errorf("%s statement %d allows %s without a condition", id, i, jsonText(st["Principal"]))
+			}
+		}
+	}
+	// The key policy's one broad statement is AWS's documented default:
+	// the account administers the key through IAM (the roles above).
+	var key struct{ Properties struct{ KeyPolicy any } }
+	if err := jsonUnmarshal(tpl.Raw["LandingKey"], &key); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range statements(key.Properties.KeyPolicy) {
+		if st["Sid"] != "AccountAdministersThroughIam" || !strings.HasSuffix(jsonText(st["Principal"]), `:root"}`) {
+			t.Errorf("LandingKey key policy: unexpected statement %s", jsonText(st))
+		}
+	}
+}
+
+// broadARN reports a resource wider than one named thing: "*", a wildcard
+// partition, region or account, or a whole resource type ("table/*").
+func broadARN(res string) bool {
+	if res == "*" {
+		return true
+	}
+	parts := strings.SplitN(res, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return true
+	}
+	if strings.Contains(parts[1]+parts[2]+parts[3]+parts[4], "*") {
+		return true
+	}
+	rest := parts[5]
+	if parts[2] == "s3" {
+		bucket, _, _ := strings.Cut(rest, "/")
+		return bucket == "" || strings.Contains(bucket, "*")
+	}
+	typ, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		typ, name, ok = strings.Cut(rest, ":")
+	}
+	return rest == "*" || (ok && (name == "*" || strings.HasPrefix(name, "*"))) || strings.HasPrefix(typ, "*")
+}
+
+func statements(doc any) []map[string]any {
+	m, _ := doc.(map[string]any)
+	var out []map[string]any
+	switch s := m["Statement"].(type) {
+	case []any:
+		for _, x := range s {
+			if st, ok := x.(map[string]any); ok {
+				out = append(out, st)
+			}
+		}
+	case map[string]any:
+		out = append(out, s)
+	}
+	return out
+}
+
+func texts(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			} else {
+				out = append(out, "") // an unresolved reference
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func hasPrefixAny(ss []string, prefix string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
