@@ -50,7 +50,7 @@ func (p *Provider) putMultipart(ctx context.Context, key string, v *storage.Veri
 		return storage.ObjectInfo{}, p.fail("put", key, err)
 	}
 	uploadID := aws.ToString(up.UploadId)
-	parts, err := p.uploadParts(ctx, key, uploadID, v, size, partSize)
+	parts, err := p.uploadParts(ctx, key, uploadID, v, size, partSize, nil)
 	if err == nil {
 		var done *s3.CompleteMultipartUploadOutput
 		done, err = p.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
@@ -71,9 +71,11 @@ func (p *Provider) putMultipart(ctx context.Context, key string, v *storage.Veri
 }
 
 // uploadParts reads the stream part by part and uploads the parts with up
-// to Concurrency workers. It returns the completed parts in order, or the
-// first error (a read error, an integrity error, or an upload error).
-func (p *Provider) uploadParts(ctx context.Context, key, uploadID string, v *storage.VerifyingReader, size, partSize int64) ([]types.CompletedPart, error) {
+// to Concurrency workers, skipping those in have (parts a resumed upload
+// already holds) whose bytes match. It returns the completed parts in
+// order, or the first error (a read error, an integrity error, or an upload
+// error).
+func (p *Provider) uploadParts(ctx context.Context, key, uploadID string, v *storage.VerifyingReader, size, partSize int64, have map[int32]types.Part) ([]types.CompletedPart, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	nparts := int((size + partSize - 1) / partSize)
@@ -113,6 +115,10 @@ func (p *Provider) uploadParts(ctx context.Context, key, uploadID string, v *sto
 		go func(num int32, data []byte) {
 			defer wg.Done()
 			defer bufs.put(buf)
+			if part, ok := alreadyUploaded(have[num], data); ok {
+				parts[num-1] = part
+				return
+			}
 			part, err := p.uploadPart(ctx, key, uploadID, num, data)
 			if err != nil {
 				setErr(fmt.Errorf("upload part %d: %w", num, err))
