@@ -19,6 +19,7 @@ import (
 	cfsqs "github.com/awslabs/goformation/v7/cloudformation/sqs"
 
 	"github.com/wedsync/backup-replication/shared/api"
+	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 )
 
@@ -194,6 +195,7 @@ func TestTemplateTablesMatchCatalog(t *testing.T) {
 	for id, in := range map[string]shape{
 		"BackupsTable":  tableShape(catalog.BackupsTableInput("x").KeySchema, catalog.BackupsTableInput("x").GlobalSecondaryIndexes),
 		"ReplicasTable": tableShape(catalog.ReplicasTableInput("x").KeySchema, nil),
+		"BreakersTable": {Keys: []string{breaker.KeyName + ":HASH"}, Indexes: map[string][]string{}},
 	} {
 		tb := tpl.Resources[id].(*cfdynamodb.Table)
 		got := cfTableShape(tb)
