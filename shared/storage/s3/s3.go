@@ -166,8 +166,10 @@ func (p *Provider) putSingle(ctx context.Context, key string, v *storage.Verifyi
 	}
 	out, err := p.client.PutObject(ctx, in, withPayloadHash(opts.SHA256))
 	if err != nil {
-		if gate.err != nil && storage.KindOf(gate.err) == storage.Integrity {
-			err = gate.err
+		if gate.err != nil {
+			// The body failed first: the source (or our verdict on it) is
+			// the cause, whatever the SDK made of the aborted request.
+			err = fmt.Errorf("read source: %w", gate.err)
 		}
 		return storage.ObjectInfo{}, p.fail("put", key, err)
 	}
