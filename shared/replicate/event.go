@@ -1,0 +1,104 @@
+package replicate
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// LandingPrefix starts every landing key: backups/{organizationId}/{backupId}.
+const LandingPrefix = "backups/"
+
+// ObjectEvent is what replicate needs from an EventBridge "Object Created"
+// event of the landing bucket.
+type ObjectEvent struct {
+	Bucket string
+	Key    string
+	Size   int64
+	ETag   string
+	// OrganizationID and BackupID are parsed from Key.
+	OrganizationID string
+	BackupID       string
+}
+
+// eventBridgeS3 is the part of the EventBridge S3 event we read; every
+// other field is ignored.
+type eventBridgeS3 struct {
+	Source     string `json:"source"`
+	DetailType string `json:"detail-type"`
+	Detail     struct {
+		Bucket struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key  string `json:"key"`
+			Size *int64 `json:"size"`
+			ETag string `json:"etag"`
+		} `json:"object"`
+	} `json:"detail"`
+}
+
+// errMalformed marks a message that can never be processed, whatever is
+// retried: bad JSON, another event type, a key that is not a landing key.
+var errMalformed = errors.New("malformed message")
+
+// maxBody bounds what ParseEvent reads; an EventBridge event is at most 256 KiB.
+const maxBody = 256 << 10
+
+// ParseEvent reads an SQS message body carrying an EventBridge S3 "Object
+// Created" event and checks that its key is a landing key. Every failure
+// wraps errMalformed. It never panics, whatever the body.
+func ParseEvent(body string) (ObjectEvent, error) {
+	if len(body) > maxBody {
+		return ObjectEvent{}, fmt.Errorf("%w: body of %d bytes", errMalformed, len(body))
+	}
+	var e eventBridgeS3
+	if err := json.Unmarshal([]byte(body), &e); err != nil {
+		return ObjectEvent{}, fmt.Errorf("%w: not an EventBridge event: %v", errMalformed, err)
+	}
+	if e.Source != "aws.s3" || e.DetailType != "Object Created" {
+		return ObjectEvent{}, fmt.Errorf("%w: event %q from %q, want \"Object Created\" from \"aws.s3\"",
+			errMalformed, clip(e.DetailType), clip(e.Source))
+	}
+	o := e.Detail.Object
+	if e.Detail.Bucket.Name == "" || o.Key == "" {
+		return ObjectEvent{}, fmt.Errorf("%w: bucket or key missing", errMalformed)
+	}
+	if o.Size == nil || *o.Size < 0 {
+		return ObjectEvent{}, fmt.Errorf("%w: object size missing or negative", errMalformed)
+	}
+	org, id, err := ParseKey(o.Key)
+	if err != nil {
+		return ObjectEvent{}, err
+	}
+	return ObjectEvent{Bucket: e.Detail.Bucket.Name, Key: o.Key, Size: *o.Size, ETag: strings.Trim(o.ETag, `"`),
+		OrganizationID: org, BackupID: id}, nil
+}
+
+// ParseKey splits a landing key backups/{organizationId}/{backupId}.
+func ParseKey(key string) (organizationID, backupID string, err error) {
+	rest, ok := strings.CutPrefix(key, LandingPrefix)
+	parts := strings.Split(rest, "/")
+	if !ok || len(parts) != 2 || parts[0] == "" || parts[1] == "" || !utf8.ValidString(key) ||
+		parts[0] == "." || parts[0] == ".." || parts[1] == "." || parts[1] == ".." {
+		return "", "", fmt.Errorf("%w: key %q is not %s{organizationId}/{backupId}", errMalformed, clip(key), LandingPrefix)
+	}
+	return parts[0], parts[1], nil
+}
+
+// clip shortens attacker-controlled text before it goes into a log line.
+func clip(s string) string { return clipTo(s, 120) }
+
+// clipTo cuts s to at most max bytes on a rune boundary, marking the cut.
+func clipTo(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}

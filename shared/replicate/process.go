@@ -1,0 +1,208 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/storage"
+)
+
+// run is the processing of one record.
+type run struct {
+	h       *Handler
+	ev      ObjectEvent
+	attempt int
+	log     *slog.Logger
+	b       catalog.Backup
+	rep     catalog.Replica
+}
+
+// outcome is what became of one record.
+type outcome struct {
+	consumed bool   // false: report a batch item failure
+	what     string // for the log line
+	bytes    int64
+	err      error
+}
+
+func retry(what string, err error) outcome { return outcome{what: what, err: err} }
+
+func done(what string, bytes int64) outcome { return outcome{consumed: true, what: what, bytes: bytes} }
+
+func (r *run) process(ctx context.Context) outcome {
+	h, ev := r.h, r.ev
+	b, err := h.d.Store.GetBackup(ctx, ev.BackupID)
+	if errors.Is(err, catalog.ErrNotFound) {
+		// The API writes the record before it hands out an upload URL, so
+		// this is a stray object or a record not yet visible. Keep the
+		// message: retried, then dead-lettered, never dropped.
+		return retry("no backup record", err)
+	}
+	if err != nil {
+		return retry("catalog unavailable", err)
+	}
+	if b.OrganizationID != ev.OrganizationID || (b.LandingKey != "" && b.LandingKey != ev.Key) {
+		return retry("key does not match the backup record",
+			fmt.Errorf("%w: key %q, record says organization %q key %q", errMalformed, clip(ev.Key), b.OrganizationID, b.LandingKey))
+	}
+	r.b = b
+	switch b.Status {
+	case catalog.StatusFailed:
+		return done("skipped: backup failed integrity earlier", 0)
+	case catalog.StatusErased:
+		return done("skipped: backup erased", 0)
+	}
+
+	rep, err := h.d.Store.GetReplica(ctx, b.ID, h.cfg.Provider)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		rep = catalog.Replica{BackupID: b.ID, Provider: h.cfg.Provider, State: catalog.ReplicaPending, Key: ev.Key}
+	case err != nil:
+		return retry("catalog unavailable", err)
+	}
+	r.rep = rep
+	if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == b.SHA256 {
+		// A duplicate or late delivery. Settle the backup's standing anyway,
+		// in case the run that verified stopped before doing so.
+		if _, err := r.settle(ctx); err != nil {
+			return retry("catalog unavailable", err)
+		}
+		return done("duplicate: already verified", 0)
+	}
+
+	obj, err := h.d.Landing.Head(ctx, ev.Key)
+	if err != nil {
+		return retry("landing object unreadable", err)
+	}
+	if obj.Size != b.Size {
+		return r.landingFailed(ctx, fmt.Sprintf("landed object has %d bytes, declared %d", obj.Size, b.Size))
+	}
+	if obj.SHA256 != "" && obj.SHA256 != b.SHA256 {
+		return r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", obj.SHA256, b.SHA256))
+	}
+	if err := r.markLanded(ctx, obj.LastModified); err != nil {
+		return retry("catalog unavailable", err)
+	}
+
+	gateDone, err := h.d.Gate.Allow(ctx)
+	if err != nil {
+		// The provider is known to be down: the message waits in the queue
+		// and this is not counted against the replica.
+		return retry("provider unavailable; waiting", err)
+	}
+	if err := r.markCopying(ctx); err != nil {
+		gateDone(nil)
+		if errors.Is(err, errAlreadyVerified) {
+			return done("duplicate: verified meanwhile", 0)
+		}
+		if errors.Is(err, catalog.ErrConflict) {
+			return retry("another delivery is copying", err)
+		}
+		return retry("catalog unavailable", err)
+	}
+	r.publish(ctx, catalog.ReplicaCopying, 0, "", "")
+
+	tctx, cancel := r.transferContext(ctx)
+	x, err := r.transfer(tctx, obj)
+	if err == nil {
+		x.evidence, err = r.verify(tctx, obj, x)
+	}
+	if err != nil {
+		err = r.blame(tctx, obj, x, err)
+	}
+	cancel()
+
+	var bad *landingIntegrityError
+	if errors.As(err, &bad) {
+		gateDone(nil)
+		r.dropCopy(ctx)
+		return r.landingFailed(ctx, bad.reason)
+	}
+	gateDone(err)
+	rctx, rcancel := r.recordContext(ctx)
+	defer rcancel()
+	if err != nil {
+		if storage.KindOf(err) == storage.Integrity && r.replicaUnchanged(rctx) {
+			r.dropCopy(ctx)
+		}
+		if merr := r.markFailed(rctx, err); merr != nil {
+			r.log.ErrorContext(ctx, "could not record the failed copy", "op", "catalog", "error", Redact(merr.Error()))
+		}
+		r.publish(rctx, catalog.ReplicaFailed, x.bytes, Redact(err.Error()), "")
+		if _, serr := r.settle(rctx); serr != nil {
+			r.log.WarnContext(ctx, "could not settle the backup's standing", "op", "policy", "error", Redact(serr.Error()))
+		}
+		return outcome{what: "copy failed", bytes: x.bytes, err: err}
+	}
+	if err := r.markVerified(rctx, x.evidence); err != nil {
+		return outcome{what: "copied but not recorded", bytes: x.bytes, err: err}
+	}
+	res, err := r.settle(rctx)
+	if err != nil {
+		return outcome{what: "verified; standing not settled", bytes: x.bytes, err: err}
+	}
+	r.publish(rctx, catalog.ReplicaVerified, x.bytes, "", res.Status)
+	return done("verified by "+x.evidence+" after "+x.method, x.bytes)
+}
+
+// landingFailed marks the backup FAILED because its landed bytes do not
+// match what was declared; the message is consumed: no retry can fix it.
+func (r *run) landingFailed(ctx context.Context, reason string) outcome {
+	rctx, cancel := r.recordContext(ctx)
+	defer cancel()
+	reason = "integrity: " + reason
+	r.log.ErrorContext(ctx, "landed bytes do not match the declaration; backup FAILED, nothing replicated",
+		"op", "verify", "reason", reason)
+	_, err := r.updateBackup(rctx, func(b *catalog.Backup) (bool, error) {
+		if b.Status == catalog.StatusFailed || b.Status == catalog.StatusErased {
+			return false, nil
+		}
+		b.Status, b.StatusReason = catalog.StatusFailed, reason
+		return true, nil
+	})
+	if err != nil {
+		return retry("integrity failure not recorded", err)
+	}
+	if r.rep.Version > 0 {
+		if err := r.markFailed(rctx, storage.NewError("verify", LandingName, r.ev.Key, storage.Integrity, errors.New(reason))); err != nil {
+			r.log.WarnContext(ctx, "could not record the replica as failed", "op", "catalog", "error", Redact(err.Error()))
+		}
+	}
+	r.publish(rctx, catalog.ReplicaFailed, 0, reason, catalog.StatusFailed)
+	return done("landing integrity failure", 0)
+}
+
+// dropCopy removes whatever a failed transfer left on the provider, best
+// effort: an unverified object must not pass for a copy.
+func (r *run) dropCopy(ctx context.Context) {
+	rctx, cancel := r.recordContext(ctx)
+	defer cancel()
+	if err := r.h.d.Provider.Delete(rctx, r.ev.Key); err != nil {
+		r.log.WarnContext(ctx, "could not delete an unverified copy", "op", "delete", "error", Redact(err.Error()))
+	}
+}
+
+// transferContext keeps Config.Reserve of the invocation's time back from
+// the transfer, so that its outcome can still be recorded.
+func (r *run) transferContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 2*r.h.cfg.Reserve {
+		return context.WithDeadline(ctx, dl.Add(-r.h.cfg.Reserve))
+	}
+	return context.WithCancel(ctx)
+}
+
+// recordContext outlives a cancelled transfer, for Reserve at most.
+func (r *run) recordContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), r.h.cfg.Reserve)
+}
+
+func (r *run) publish(ctx context.Context, state catalog.ReplicaState, bytes int64, errText string, status catalog.Status) {
+	r.h.d.Progress.Progress(ctx, ProgressEvent{
+		BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.h.cfg.Provider, State: state,
+		Bytes: bytes, Total: r.b.Size, Attempt: r.rep.Attempts, BackupStatus: status, Error: errText, At: r.h.d.Now().UTC(),
+	})
+}

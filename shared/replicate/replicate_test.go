@@ -1,0 +1,365 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/storage"
+)
+
+// One landing, three providers (S3 streamed, S3 server-side copy, GCS):
+// each replica verified by the provider's evidence, the backup PROTECTED
+// with its time to protection, and the copies byte for byte the upload.
+func TestReplicateToThreeProvidersProtects(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica-a")
+	e.bucket("replica-b")
+	streamed := e.streamingS3("replica-a")
+	copied := e.s3Provider("s3-copy", "replica-b", moto.URL)
+	offsite := e.gcsProvider()
+	data := randomBytes(3<<20 + 17)
+	b := e.upload(data, "")
+	progress := &recorder{}
+
+	for i, p := range []storage.Provider{streamed, copied, offsite} {
+		if failed := handle(t, e.handler(p, progress, nil), e.message(b, 1)); len(failed) != 0 {
+			t.Fatalf("%s: batch item failures %v; logs:\n%v", p.Name(), failed, e.logs.lines())
+		}
+		r := e.replica(b, p.Name())
+		if r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != b.SHA256 || r.Bytes != b.Size || r.Attempts != 1 ||
+			r.Evidence == "" || r.VerifiedAt == nil || r.LastError != "" {
+			t.Fatalf("%s replica %+v", p.Name(), r)
+		}
+		if got := readSum(t, p, b.LandingKey); got != b.SHA256 {
+			t.Fatalf("%s holds sha256 %q, want %s", p.Name(), got, b.SHA256)
+		}
+		st := e.backup(b.ID)
+		if i < 2 && (st.Status != catalog.StatusAtRisk || !strings.Contains(st.StatusReason, "of 3 verified copies")) {
+			t.Fatalf("after %d copies: %s %q", i+1, st.Status, st.StatusReason)
+		}
+	}
+	evidence := map[string]string{}
+	for _, p := range []string{"s3", "s3-copy", "gcs"} {
+		evidence[p] = e.replica(b, p).Evidence
+	}
+	if !strings.HasPrefix(evidence["gcs"], "gcs-") || !strings.Contains(evidence["gcs"], "crc32c") {
+		t.Errorf("gcs evidence %q: expected its CRC32C to be checked", evidence["gcs"])
+	}
+	t.Logf("evidence: %v", evidence)
+
+	final := e.backup(b.ID)
+	if final.Status != catalog.StatusProtected || final.StatusReason != "" || final.LandedAt == nil ||
+		final.ProtectedAt == nil || final.ProtectedAt.Before(*final.LandedAt) {
+		t.Fatalf("backup %+v", final)
+	}
+	if got := progress.states(); !slices.Contains(got, catalog.ReplicaCopying) || got[len(got)-1] != catalog.ReplicaVerified {
+		t.Errorf("progress states %v", got)
+	}
+	checkLogsAndMetrics(t, e, b)
+}
+
+func checkLogsAndMetrics(t *testing.T, e *env, b catalog.Backup) {
+	t.Helper()
+	var replicateLines int
+	for _, l := range e.logs.lines() {
+		if l["op"] != "replicate" {
+			continue
+		}
+		replicateLines++
+		for _, k := range []string{"backup_id", "provider", "op", "attempt", "bytes", "duration_ms"} {
+			if _, ok := l[k]; !ok {
+				t.Errorf("log line lacks %s: %v", k, l)
+			}
+		}
+		if l["backup_id"] != b.ID {
+			t.Errorf("log line for another backup: %v", l)
+		}
+	}
+	if replicateLines == 0 {
+		t.Error("no replicate log line")
+	}
+	ops := map[string]bool{}
+	for _, m := range e.emf.lines() {
+		if _, ok := m["_aws"]; !ok {
+			t.Errorf("metric line without _aws: %v", m)
+		}
+		ops[m["Operation"].(string)] = true
+	}
+	for _, op := range []string{"replicate", "put", "copy", "verify"} {
+		if !ops[op] {
+			t.Errorf("no %s metric; got %v", op, ops)
+		}
+	}
+}
+
+// Delivery is at least once: the same event again, later, in the same batch
+// or after the copy, leaves one replica and copies nothing a second time.
+func TestDuplicateEventCopiesOnce(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	h := e.handler(e.streamingS3("replica"), nil, nil)
+	b := e.upload(randomBytes(64<<10), "")
+	if failed := handle(t, h, e.message(b, 1)); len(failed) != 0 {
+		t.Fatalf("first delivery failed: %v", failed)
+	}
+	first := e.replica(b, "s3")
+	if failed := handle(t, h, e.message(b, 2), e.message(b, 1)); len(failed) != 0 {
+		t.Fatalf("duplicates failed: %v", failed)
+	}
+	again := e.replica(b, "s3")
+	if again.Version != first.Version || again.Attempts != 1 || again.State != catalog.ReplicaVerified {
+		t.Fatalf("duplicate changed the replica: %+v → %+v", first, again)
+	}
+	reps, _ := e.store.Replicas(t.Context(), b.ID)
+	if len(reps) != 1 {
+		t.Fatalf("%d replica records", len(reps))
+	}
+}
+
+// Two deliveries of a fresh event in one batch: one copies, the other is
+// consumed as a duplicate or returned to the queue; never two attempts.
+func TestConcurrentDuplicatesInOneBatch(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	h := e.handler(e.streamingS3("replica"), nil, nil)
+	b := e.upload(randomBytes(256<<10), "")
+	failed := handle(t, h, e.message(b, 1), e.message(b, 1), e.message(b, 1))
+	if len(failed) > 2 {
+		t.Fatalf("all deliveries failed: %v", failed)
+	}
+	for range failed {
+		if again := handle(t, h, e.message(b, 2)); len(again) != 0 {
+			t.Fatalf("redelivery failed: %v", again)
+		}
+	}
+	if r := e.replica(b, "s3"); r.State != catalog.ReplicaVerified || r.Attempts != 1 {
+		t.Fatalf("replica %+v", r)
+	}
+}
+
+// Declared SHA-256 (or size) that the landed bytes do not have: the backup
+// is FAILED with the reason, nothing is left on the provider, and the
+// message is consumed (no retry can fix it). Streamed and server-side.
+func TestWrongDeclarationFailsBackup(t *testing.T) {
+	cases := []struct {
+		name     string
+		copy     bool
+		declared func(data []byte) string
+		size     int64
+		reason   string
+	}{
+		{"wrong sha256, streamed", false, func([]byte) string { return sum([]byte("something else")) }, 0, "sha256"},
+		{"wrong sha256, server-side copy", true, func([]byte) string { return sum([]byte("something else")) }, 0, "integrity"},
+		{"wrong size", false, func(d []byte) string { return sum(d) }, 99, "bytes, declared 99"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.bucket("replica")
+			p := e.streamingS3("replica")
+			if tc.copy {
+				p = e.s3Provider("s3", "replica", moto.URL)
+			}
+			data := randomBytes(200 << 10)
+			b := e.upload(data, tc.declared(data))
+			if tc.size != 0 {
+				b.Size = tc.size
+				var err error
+				if b, err = e.store.UpdateBackup(t.Context(), b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			progress := &recorder{}
+			if failed := handle(t, e.handler(p, progress, nil), e.message(b, 1)); len(failed) != 0 {
+				t.Fatalf("the message was not consumed: %v", failed)
+			}
+			got := e.backup(b.ID)
+			t.Logf("status %s: %s", got.Status, got.StatusReason)
+			if got.Status != catalog.StatusFailed || !strings.Contains(got.StatusReason, tc.reason) {
+				t.Fatalf("backup %s %q", got.Status, got.StatusReason)
+			}
+			if _, err := p.Stat(t.Context(), b.LandingKey); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("something is on the provider: %v", err)
+			}
+			if s := progress.states(); len(s) == 0 || s[len(s)-1] != catalog.ReplicaFailed {
+				t.Errorf("progress %v", s)
+			}
+			// Later deliveries leave it FAILED and copy nothing.
+			if failed := handle(t, e.handler(p, nil, nil), e.message(b, 2)); len(failed) != 0 {
+				t.Fatalf("redelivery: %v", failed)
+			}
+			if _, err := p.Stat(t.Context(), b.LandingKey); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("redelivery copied: %v", err)
+			}
+		})
+	}
+}
+
+// Bodies that can never succeed are batch item failures (so the redrive
+// policy dead-letters them), never a panic and never a catalog write.
+func TestMalformedMessages(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	h := e.handler(e.streamingS3("replica"), nil, nil)
+	ok := e.message(catalog.Backup{LandingKey: "backups/org/id", Size: 1}, 1).Body
+	bodies := map[string]string{
+		"empty":           ``,
+		"not json":        `supabase,s3,gcs`,
+		"json null":       `null`,
+		"array":           `[1,2,3]`,
+		"other event":     strings.Replace(ok, "Object Created", "Object Deleted", 1),
+		"other source":    strings.Replace(ok, `"aws.s3"`, `"aws.ec2"`, 1),
+		"key outside":     strings.Replace(ok, "backups/org/id", "_health/canary", 1),
+		"key too deep":    strings.Replace(ok, "backups/org/id", "backups/org/id/../../x", 1),
+		"dot segment":     strings.Replace(ok, "backups/org/id", "backups/../id", 1),
+		"negative size":   strings.Replace(ok, `"size":1`, `"size":-5`, 1),
+		"size a string":   strings.Replace(ok, `"size":1`, `"size":"1"`, 1),
+		"no size":         strings.Replace(ok, `"size":1,`, ``, 1),
+		"other bucket":    strings.ReplaceAll(ok, e.landing, "someone-elses-bucket"),
+		"huge":            `{"source":"aws.s3","x":"` + strings.Repeat("A", 300<<10) + `"}`,
+		"deeply nested":   strings.Repeat("[", 100000) + strings.Repeat("]", 100000),
+		"invalid utf8":    strings.Replace(ok, "backups/org/id", "backups/org/\xff\xfe", 1),
+		"unicode escapes": strings.Replace(ok, "backups/org/id", `backups/org/\u0000`, 1),
+	}
+	var msgs []events.SQSMessage
+	for name, body := range bodies {
+		msgs = append(msgs, events.SQSMessage{MessageId: name, Body: body})
+	}
+	failed := handle(t, h, msgs...)
+	slices.Sort(failed)
+	var want []string
+	for name := range bodies {
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	// "unicode escapes" parses to a key with a NUL byte, which is a valid
+	// landing key shape but has no backup record: still a failure.
+	if !slices.Equal(failed, want) {
+		t.Fatalf("failed %v\nwant %v", failed, want)
+	}
+	p, err := e.store.BackupsByStatus(t.Context(), catalog.StatusReplicating, 0, "")
+	if err != nil || len(p.Backups) != 0 {
+		t.Fatalf("catalog changed: %v %v", p.Backups, err)
+	}
+}
+
+// An event for a backup the catalog does not know is kept (batch item
+// failure, then the dead-letter queue), and nothing is copied.
+func TestMissingBackupRecordKeepsMessage(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	p := e.streamingS3("replica")
+	h := e.handler(p, nil, nil)
+	b := catalog.Backup{ID: "never-registered", OrganizationID: "org", Size: 3, LandingKey: "backups/org/never-registered"}
+	e.s3.PutObject(t.Context(), &s3.PutObjectInput{Bucket: aws.String(e.landing), Key: aws.String(b.LandingKey), Body: strings.NewReader("abc")})
+	msg := e.message(b, 1)
+	if failed := handle(t, h, msg); !slices.Equal(failed, []string{msg.MessageId}) {
+		t.Fatalf("failed %v", failed)
+	}
+	if _, err := p.Stat(t.Context(), b.LandingKey); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("copied without a record: %v", err)
+	}
+	if _, err := e.store.GetReplica(t.Context(), b.ID, "s3"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("replica record written: %v", err)
+	}
+}
+
+// A provider failure is recorded on the replica (attempt, redacted error)
+// and the message returns to the queue; the next delivery succeeds.
+func TestProviderFailureIsRetried(t *testing.T) {
+	e := newEnv(t)
+	p := e.streamingS3("not-created-yet")
+	h := e.handler(p, nil, nil)
+	b := e.upload(randomBytes(10<<10), "")
+	msg := e.message(b, 1)
+	if failed := handle(t, h, msg); !slices.Equal(failed, []string{msg.MessageId}) {
+		t.Fatalf("failed %v", failed)
+	}
+	r := e.replica(b, "s3")
+	if r.State != catalog.ReplicaFailed || r.Attempts != 1 || r.LastError == "" || r.LastErrorKind == "" {
+		t.Fatalf("replica after failure %+v", r)
+	}
+	if st := e.backup(b.ID); st.Status != catalog.StatusAtRisk || !strings.Contains(st.StatusReason, "s3 (failed)") {
+		t.Fatalf("backup %s %q", st.Status, st.StatusReason)
+	}
+	e.bucket("not-created-yet")
+	if failed := handle(t, h, e.message(b, 2)); len(failed) != 0 {
+		t.Fatalf("retry failed: %v", failed)
+	}
+	r = e.replica(b, "s3")
+	if r.State != catalog.ReplicaVerified || r.Attempts != 2 || r.LastError != "" {
+		t.Fatalf("replica after retry %+v", r)
+	}
+}
+
+// refusingGate stands for an open circuit breaker.
+type refusingGate struct{}
+
+func (refusingGate) Allow(context.Context) (func(error), error) {
+	return nil, errors.New("breaker s3 open")
+}
+
+// While the provider's breaker is open the message waits in the queue and
+// the replica is not counted as a failed attempt.
+func TestOpenGateWaitsWithoutCountingAFailure(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	b := e.upload(randomBytes(1024), "")
+	msg := e.message(b, 1)
+	if failed := handle(t, e.handler(e.streamingS3("replica"), nil, refusingGate{}), msg); !slices.Equal(failed, []string{msg.MessageId}) {
+		t.Fatalf("failed %v", failed)
+	}
+	if _, err := e.store.GetReplica(t.Context(), b.ID, "s3"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("replica touched while the gate was closed: %v", err)
+	}
+}
+
+func TestEmptyBackupReplicates(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	p := e.streamingS3("replica")
+	b := e.upload(nil, "")
+	if failed := handle(t, e.handler(p, nil, nil), e.message(b, 1)); len(failed) != 0 {
+		t.Fatalf("failed %v: %v", failed, e.logs.lines())
+	}
+	if r := e.replica(b, "s3"); r.State != catalog.ReplicaVerified || r.Bytes != 0 {
+		t.Fatalf("replica %+v", r)
+	}
+}
+
+func TestNewRejectsBadWiring(t *testing.T) {
+	_, err := New(Config{}, Deps{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"provider name is empty", "landing bucket is empty", "provider, landing and store are required"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestRedact(t *testing.T) {
+	cases := map[string]string{
+		`Put "https://x.supabase.co/storage/v1/object/sign/b/k?token=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.abc": EOF`: "token",
+		`Authorization: Bearer sk_live_abcdef123`:  "sk_live",
+		`apikey=supersecretvalue&x=1`:              "supersecretvalue",
+		`X-Amz-Security-Token: FQoGZXIvYXdzEJr...`: "FQoGZXIvYXdzEJr",
+	}
+	for in, secret := range cases {
+		if out := Redact(in); strings.Contains(out, secret) {
+			t.Errorf("Redact(%q) = %q still holds %q", in, out, secret)
+		}
+	}
+	if out := Redact(strings.Repeat("x", 5000)); len(out) > maxErrorText+4 {
+		t.Errorf("not bounded: %d", len(out))
+	}
+}

@@ -1,0 +1,247 @@
+package replicate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/storage"
+)
+
+// xfer is what a transfer did.
+type xfer struct {
+	method   string // "copy" (server-side), "put" (streamed) or "resume"
+	bytes    int64
+	read     *readSide // the landing bytes as this process read them; nil after a server-side copy
+	evidence string
+}
+
+// landingIntegrityError says the landing object's bytes do not match the
+// declaration: the backup is at fault, not the provider.
+type landingIntegrityError struct{ reason string }
+
+func (e *landingIntegrityError) Error() string { return "landing integrity: " + e.reason }
+
+// readSide hashes the landing bytes as the provider reads them and
+// remembers whether they failed the declaration.
+type readSide struct {
+	vr  *storage.VerifyingReader
+	bad error
+}
+
+func (s *readSide) Read(p []byte) (int, error) {
+	n, err := s.vr.Read(p)
+	if err != nil && errors.Is(err, storage.ErrIntegrity) {
+		s.bad = err
+	}
+	return n, err
+}
+
+// whole reports whether every landing byte was read and matched.
+func (s *readSide) whole() bool { return s != nil && s.vr.Done() }
+
+func (r *run) putOptions(total int64) storage.PutOptions {
+	return storage.PutOptions{
+		SHA256:      r.b.SHA256,
+		ContentType: r.b.ContentType,
+		Metadata:    map[string]string{"backup-id": r.b.ID, "organization-id": r.b.OrganizationID},
+		Progress:    r.progress(total),
+	}
+}
+
+// transfer puts the landing object on the provider: server-side when the
+// provider can copy from the landing bucket, resumable when the provider
+// supports it and the object is large, streamed otherwise.
+func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err error) {
+	h := r.h
+	start := h.d.Now()
+	defer func() {
+		d := h.d.Now().Sub(start)
+		h.emit(x.method, x.bytes, d, err != nil, r.b.ID)
+		attrs := []any{"op", x.method, "bytes", x.bytes, "duration_ms", ms(d)}
+		if err != nil {
+			attrs = append(attrs, "error", Redact(err.Error()), "kind", storage.KindOf(err).String())
+		}
+		r.log.InfoContext(ctx, "transfer", attrs...)
+	}()
+	opts := r.putOptions(obj.Size)
+	if h.copy != nil {
+		x.method = "copy"
+		_, err := h.copy.Copy(ctx, h.d.Landing.Locator(obj), r.ev.Key, opts)
+		if err == nil {
+			x.bytes = obj.Size
+			return x, nil
+		}
+		if !errors.Is(err, storage.ErrCannotCopy) {
+			return x, err
+		}
+		r.log.InfoContext(ctx, "server-side copy not possible; streaming", "op", "copy", "reason", Redact(err.Error()))
+	}
+	src := h.d.Landing.Source(obj)
+	if h.res != nil && obj.Size >= h.cfg.ResumeAbove {
+		x.method = "resume"
+		tap := &tapSource{Source: src, sha: r.b.SHA256}
+		_, err := h.res.PutResumable(ctx, r.ev.Key, tap, opts, r.rep.ResumeState,
+			func(state string) error { return r.saveResume(ctx, state) })
+		x.read = tap.full()
+		if err == nil {
+			x.bytes = obj.Size
+		}
+		return x, err
+	}
+	x.method = "put"
+	rc, err := src.Open(ctx, 0)
+	if err != nil {
+		return x, err
+	}
+	defer rc.Close()
+	x.read = &readSide{vr: storage.NewVerifyingReader(rc, obj.Size, r.b.SHA256, nil)}
+	_, err = h.d.Provider.Put(ctx, r.ev.Key, x.read, obj.Size, opts)
+	x.bytes = x.read.vr.N()
+	return x, err
+}
+
+// verify proves the stored copy with the provider's own evidence: its
+// SHA-256 checksum, or its MD5 / CRC32C against what this process hashed
+// while streaming, or, when it keeps neither, by reading the copy back.
+func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence string, err error) {
+	h, key := r.h, r.ev.Key
+	start := h.d.Now()
+	defer func() {
+		d := h.d.Now().Sub(start)
+		h.emit("verify", 0, d, err != nil, r.b.ID)
+		attrs := []any{"op", "verify", "evidence", evidence, "duration_ms", ms(d)}
+		if err != nil {
+			attrs = append(attrs, "error", Redact(err.Error()), "kind", storage.KindOf(err).String())
+		}
+		r.log.InfoContext(ctx, "verify", attrs...)
+	}()
+	mismatch := func(format string, args ...any) error {
+		return storage.NewError("verify", h.cfg.Provider, key, storage.Integrity, fmt.Errorf(format, args...))
+	}
+	st, err := h.d.Provider.Stat(ctx, key)
+	if err != nil {
+		return "", err
+	}
+	if st.Size != r.b.Size {
+		return "", mismatch("stored copy has %d bytes, declared %d", st.Size, r.b.Size)
+	}
+	var parts []string
+	c := st.Checksums
+	if c.SHA256 != "" {
+		if c.SHA256 != r.b.SHA256 {
+			return "", mismatch("provider sha256 %s, declared %s", c.SHA256, r.b.SHA256)
+		}
+		parts = append(parts, "checksum-sha256")
+	}
+	if x.read.whole() {
+		if c.HasCRC32C {
+			if c.CRC32C != x.read.vr.CRC32C() {
+				return "", mismatch("provider crc32c %08x, streamed %08x", c.CRC32C, x.read.vr.CRC32C())
+			}
+			parts = append(parts, "crc32c")
+		}
+		if c.MD5 != "" {
+			if !strings.EqualFold(c.MD5, x.read.vr.MD5()) {
+				return "", mismatch("provider md5 %s, streamed %s", c.MD5, x.read.vr.MD5())
+			}
+			parts = append(parts, "md5")
+		}
+	}
+	if len(parts) > 0 {
+		return h.cfg.Provider + "-" + strings.Join(parts, "+"), nil
+	}
+	rc, err := h.d.Provider.Get(ctx, key, 0, -1)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	vr := storage.NewVerifyingReader(rc, r.b.Size, r.b.SHA256, nil)
+	if _, err := io.Copy(io.Discard, vr); err != nil {
+		if errors.Is(err, storage.ErrIntegrity) {
+			return "", mismatch("read back: %v", err)
+		}
+		return "", storage.NewError("verify", h.cfg.Provider, key, storage.Transient, err)
+	}
+	return "sha256-readback", nil
+}
+
+// blame decides who is at fault for a failed transfer or verification. An
+// integrity failure is the landing object's when this process saw the
+// landing bytes fail the declaration while streaming them, or, when it did
+// not see them all (server-side copy, resumed upload, an upload stopped
+// early), when the landing object read afresh fails it. Otherwise it is
+// the provider's.
+func (r *run) blame(ctx context.Context, obj LandingObject, x xfer, err error) error {
+	if x.read != nil && x.read.bad != nil {
+		return &landingIntegrityError{reason: "landed object: " + strings.TrimPrefix(x.read.bad.Error(), storage.ErrIntegrity.Error()+": ")}
+	}
+	if storage.KindOf(err) != storage.Integrity || x.read.whole() {
+		return err
+	}
+	rc, oerr := r.h.d.Landing.Source(obj).Open(ctx, 0)
+	if oerr != nil {
+		return err
+	}
+	defer rc.Close()
+	vr := storage.NewVerifyingReader(rc, obj.Size, r.b.SHA256, nil)
+	if _, cerr := io.Copy(io.Discard, vr); cerr != nil && errors.Is(cerr, storage.ErrIntegrity) {
+		return &landingIntegrityError{reason: "landed object: " + strings.TrimPrefix(cerr.Error(), storage.ErrIntegrity.Error()+": ")}
+	}
+	return err
+}
+
+// tapSource hashes every stream opened from the start of the landing
+// object, so that a resumable upload that re-read the whole object leaves
+// the same evidence as a streamed one.
+type tapSource struct {
+	storage.Source
+	sha  string
+	mu   sync.Mutex
+	last *readSide
+}
+
+func (t *tapSource) Open(ctx context.Context, offset int64) (io.ReadCloser, error) {
+	rc, err := t.Source.Open(ctx, offset)
+	if err != nil || offset != 0 {
+		return rc, err
+	}
+	rs := &readSide{vr: storage.NewVerifyingReader(rc, t.Source.Size(), t.sha, nil)}
+	t.mu.Lock()
+	t.last = rs
+	t.mu.Unlock()
+	return struct {
+		io.Reader
+		io.Closer
+	}{rs, rc}, nil
+}
+
+func (t *tapSource) full() *readSide {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last
+}
+
+// progress returns a PutOptions.Progress callback that publishes a COPYING
+// event each time another 5% (at least 1 MiB) has been read, and at the end.
+func (r *run) progress(total int64) func(int64) {
+	step := max(total/20, 1<<20)
+	var next atomic.Int64
+	next.Store(step)
+	ctx := context.Background()
+	return func(n int64) {
+		if n < next.Load() && n != total {
+			return
+		}
+		next.Store(n + step)
+		r.h.d.Progress.Progress(ctx, ProgressEvent{
+			BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.h.cfg.Provider,
+			State: catalog.ReplicaCopying, Bytes: n, Total: total, Attempt: r.rep.Attempts, At: r.h.d.Now().UTC(),
+		})
+	}
+}
