@@ -256,7 +256,7 @@ func putBytes(t *testing.T, p *Provider, key string, data []byte) storage.Object
 // newEmulator starts a supaemu.Server with cfg behind httptest, for tests
 // that need settings StartSupabase does not offer; it returns the URL and a
 // service key.
-func newEmulator(t *testing.T, cfg supaemu.Config) (url, key string) {
+func newEmulator(t testing.TB, cfg supaemu.Config) (url, key string) {
 	t.Helper()
 	cfg.Dir, cfg.JWTSecret = t.TempDir(), "emulator-secret-for-this-test-only"
 	s, err := supaemu.New(cfg)

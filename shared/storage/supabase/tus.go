@@ -44,7 +44,7 @@ func (p *Provider) putTUS(ctx context.Context, key string, v *storage.VerifyingR
 	if err != nil {
 		return storage.ObjectInfo{}, err
 	}
-	if err := p.sendChunks(ctx, key, loc, io.TeeReader(v, parts), v, 0, size); err != nil {
+	if err := p.sendChunks(ctx, key, loc, v, parts, 0, size); err != nil {
 		p.terminate(key, loc)
 		return storage.ObjectInfo{}, err
 	}
@@ -94,7 +94,6 @@ func (p *Provider) PutResumable(ctx context.Context, key string, src storage.Sou
 	defer rc.Close()
 	v := storage.NewVerifyingReader(rc, size, opts.SHA256, opts.Progress)
 	parts := newPartsMD5()
-	r := io.TeeReader(v, parts)
 	if loc == "" {
 		if loc, err = p.createUpload(ctx, key, size, opts); err != nil {
 			return storage.ObjectInfo{}, err
@@ -106,10 +105,10 @@ func (p *Provider) PutResumable(ctx context.Context, key string, src storage.Sou
 	} else {
 		p.log.Info("resuming upload", "op", "put", "key", key, "bytes", offset)
 	}
-	if _, err := io.CopyN(io.Discard, r, offset); err != nil {
+	if _, err := io.CopyN(parts, v, offset); err != nil {
 		return storage.ObjectInfo{}, p.sourceError(ctx, key, err)
 	}
-	if err := p.sendChunks(ctx, key, loc, r, v, offset, size); err != nil {
+	if err := p.sendChunks(ctx, key, loc, v, parts, offset, size); err != nil {
 		if storage.KindOf(err) == storage.Integrity {
 			p.terminate(key, loc)
 			if offset == size {
@@ -122,10 +121,11 @@ func (p *Provider) PutResumable(ctx context.Context, key string, src storage.Sou
 	return p.verifyStored(ctx, key, size, opts, v.MD5(), parts)
 }
 
-// sendChunks PATCHes r from offset to size in ChunkSize chunks, one chunk
-// buffered at a time. The last chunk goes only after the verifier has seen
-// the whole source match, so a mismatched source never completes the upload.
-func (p *Provider) sendChunks(ctx context.Context, key, loc string, r io.Reader, v *storage.VerifyingReader, offset, size int64) error {
+// sendChunks PATCHes v from offset to size in ChunkSize chunks, one chunk
+// buffered at a time, feeding parts alongside each PATCH. The last chunk
+// goes only after the verifier has seen the whole source match, so a
+// mismatched source never completes the upload.
+func (p *Provider) sendChunks(ctx context.Context, key, loc string, v *storage.VerifyingReader, parts *partsMD5, offset, size int64) error {
 	if offset == size {
 		if err := v.Verify(); err != nil {
 			return p.integrity("put", key, err)
@@ -135,7 +135,7 @@ func (p *Provider) sendChunks(ctx context.Context, key, loc string, r io.Reader,
 	buf := make([]byte, min(int64(ChunkSize), size-offset))
 	for offset < size {
 		n := min(int64(ChunkSize), size-offset)
-		if _, err := io.ReadFull(r, buf[:n]); err != nil {
+		if _, err := io.ReadFull(v, buf[:n]); err != nil {
 			return p.sourceError(ctx, key, err)
 		}
 		if offset+n == size {
@@ -143,7 +143,10 @@ func (p *Provider) sendChunks(ctx context.Context, key, loc string, r io.Reader,
 				return p.integrity("put", key, err)
 			}
 		}
+		hashed := make(chan struct{})
+		go func() { parts.Write(buf[:n]); close(hashed) }() // on another core while the chunk travels
 		next, err := p.patch(ctx, loc, offset, buf[:n])
+		<-hashed
 		if err != nil {
 			return p.fail("put", key, err)
 		}
