@@ -7,7 +7,8 @@
 // match, and holds back the last byte until our own hash has matched, so a
 // bad stream can never complete a request. Larger objects go by multipart
 // with a SHA-256 checksum per part, one buffered part per worker. Copy is a
-// server-side CopyObject or UploadPartCopy within the same store.
+// server-side CopyObject or UploadPartCopy within the same store, and
+// PutResumable continues a multipart upload in a later invocation.
 package s3
 
 import (
