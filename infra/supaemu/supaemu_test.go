@@ -248,7 +248,14 @@ func TestObjects(t *testing.T) {
 			t.Errorf("signed download %q", r.body)
 		}
 		other := strings.Replace(got["signedURL"], "exists.txt", "folder/inner.txt", 1)
-		e.must(e.do("GET", other, nil, ""), 400)
+		if r := e.do("GET", other, nil, ""); r.status != 400 || !strings.Contains(string(r.body), "InvalidSignature") {
+			t.Errorf("token of another object: %d %s", r.status, r.body)
+		}
+		expired := signJWT(testSecret, map[string]any{"url": "b/exists.txt", "scope": "download", "iat": 1, "exp": 2})
+		r = e.do("GET", "/object/sign/b/exists.txt?token="+expired, nil, "")
+		if want := errBody("400", "InvalidJWT", `"exp" claim timestamp check failed`, "InvalidJWT"); r.status != 400 || strings.TrimSpace(string(r.body)) != want {
+			t.Errorf("expired token: %d %s, want %s", r.status, r.body, want)
+		}
 	})
 	t.Run("list", func(t *testing.T) {
 		e.t = t

@@ -34,9 +34,10 @@ const DefaultChunkSize = 6 << 20
 // of the form "<md5 of part md5s>-<parts>" as hosted projects (which keep
 // objects in S3) give TUS uploads.
 type resumable struct {
-	s     *Server
-	store filestore.FileStore
-	h     *tusd.UnroutedHandler
+	s       *Server
+	store   filestore.FileStore
+	h       *tusd.UnroutedHandler
+	handler http.Handler // h's middleware around route, the base path stripped
 
 	mu    sync.Mutex
 	parts map[string]*partSums // by upload id, fed as PATCH bodies arrive
@@ -66,6 +67,7 @@ func newResumable(s *Server) (*resumable, error) {
 		return nil, err
 	}
 	t.h = h
+	t.handler = h.Middleware(http.StripPrefix(TUSPath, http.HandlerFunc(t.route)))
 	return t, nil
 }
 
@@ -89,7 +91,7 @@ func (t *resumable) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		off, _ := strconv.ParseInt(r.Header.Get("Upload-Offset"), 10, 64)
 		r.Body = &teeBody{ReadCloser: r.Body, sums: t.sumsFor(id), offset: off}
 	}
-	t.h.Middleware(http.StripPrefix(TUSPath, http.HandlerFunc(t.route))).ServeHTTP(w, r)
+	t.handler.ServeHTTP(w, r)
 }
 
 func (t *resumable) route(w http.ResponseWriter, r *http.Request) {
