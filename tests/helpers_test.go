@@ -6,15 +6,20 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wedsync/backup-replication/infra/emulator"
+	"github.com/wedsync/backup-replication/infra/local/rie"
 	"github.com/wedsync/backup-replication/infra/local/samtemplate"
 	"github.com/wedsync/backup-replication/infra/local/stack"
+	"github.com/wedsync/backup-replication/shared/api"
 )
 
 // repoRoot is the repository root (tests run in tests/).
@@ -90,4 +95,54 @@ func artifactsDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return d
+}
+
+// startStack starts the local stack for a test and stops it at the end.
+// A missing aws-lambda-rie or moto_server fails under REQUIRE_EMULATORS=1
+// and skips otherwise; any other start failure fails the test. Function
+// output goes to tests/artifacts/<test>.log.
+func startStack(t *testing.T, opts stack.Options) *stack.Stack {
+	t.Helper()
+	if _, err := rie.FindRIE(); err != nil {
+		emulator.Require(t, err)
+	}
+	if os.Getenv(emulator.MotoURLEnv) == "" {
+		if _, err := exec.LookPath("moto_server"); err != nil {
+			emulator.Require(t, fmt.Errorf("moto_server not installed (pip install 'moto[server]'): %w", err))
+		}
+	}
+	if opts.StackName == "" {
+		// Unique names, so that tests sharing one moto (MOTO_URL) never collide.
+		opts.StackName = "t" + strings.ToLower(api.NewID(time.Now())[16:])
+	}
+	if opts.Output == nil {
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
+		f, err := os.Create(filepath.Join(artifactsDir(t), name+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		opts.Output = f
+	}
+	opts.Root = repoRoot(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		t.Fatalf("start the local stack: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// existingFunctions lists the template's functions whose folder exists.
+func existingFunctions(t *testing.T) []string {
+	t.Helper()
+	var ids []string
+	for _, id := range loadTemplate(t).FunctionIDs() {
+		if _, ok := functionDir(t, id); ok {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }
