@@ -59,6 +59,8 @@ type ProviderHealth struct {
 	Breaker string `json:"breaker,omitempty"`
 	// CheckedAt is when health was last probed.
 	CheckedAt *time.Time `json:"checkedAt,omitempty"`
+	// Since is when the provider entered State.
+	Since *time.Time `json:"since,omitempty"`
 	// Detail says, for a person, what is wrong (never a raw error).
 	Detail string `json:"detail,omitempty"`
 }
