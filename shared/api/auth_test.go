@@ -80,17 +80,20 @@ func TestCrossOrganizationDenied(t *testing.T) {
 func TestUnauthenticated(t *testing.T) {
 	e := newEnv(t, nil)
 	tokens := map[string]string{
-		"no token":          "",
-		"not a JWT":         "Bearer abc.def.ghi",
-		"basic auth":        "Basic dXNlcjpwYXNz",
-		"expired":           "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
-		"no expiry":         "Bearer " + token(t, "org1", func(c jwt.MapClaims) { delete(c, "exp") }),
-		"not yet valid":     "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
-		"wrong issuer":      "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }),
-		"wrong audience":    "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["aud"] = "anon" }),
-		"no organization":   "Bearer " + token(t, "org1", func(c jwt.MapClaims) { delete(c, "app_metadata") }),
-		"bad organization":  "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["app_metadata"] = map[string]any{"org_id": "../org2"} }),
-		"user_metadata org": "Bearer " + token(t, "org1", func(c jwt.MapClaims) { delete(c, "app_metadata"); c["user_metadata"] = map[string]any{"org_id": "org1"} }),
+		"no token":         "",
+		"not a JWT":        "Bearer abc.def.ghi",
+		"basic auth":       "Basic dXNlcjpwYXNz",
+		"expired":          "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["exp"] = time.Now().Add(-time.Hour).Unix() }),
+		"no expiry":        "Bearer " + token(t, "org1", func(c jwt.MapClaims) { delete(c, "exp") }),
+		"not yet valid":    "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["nbf"] = time.Now().Add(time.Hour).Unix() }),
+		"wrong issuer":     "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["iss"] = "https://evil.example" }),
+		"wrong audience":   "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["aud"] = "anon" }),
+		"no organization":  "Bearer " + token(t, "org1", func(c jwt.MapClaims) { delete(c, "app_metadata") }),
+		"bad organization": "Bearer " + token(t, "org1", func(c jwt.MapClaims) { c["app_metadata"] = map[string]any{"org_id": "../org2"} }),
+		"user_metadata org": "Bearer " + token(t, "org1", func(c jwt.MapClaims) {
+			delete(c, "app_metadata")
+			c["user_metadata"] = map[string]any{"org_id": "org1"}
+		}),
 		"wrong secret": "Bearer " + func() string {
 			s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"iss": testIssuer, "aud": testAudience, "exp": time.Now().Add(time.Hour).Unix(),
 				"app_metadata": map[string]any{"org_id": "org1"}}).SignedString([]byte("another-secret-another-secret-another"))
