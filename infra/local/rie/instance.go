@@ -61,7 +61,8 @@ func (in *instance) start(ctx context.Context) error {
 	}
 	out := &prefixWriter{w: cfg.Output, prefix: "[" + label + "] "}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Own process group (stopped as a group); killed if this process dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("rie %s: start: %w", cfg.Name, err)
 	}

@@ -117,9 +117,12 @@ func createSupabaseBucket(ctx context.Context, sb *emulator.Supabase, name strin
 	return nil
 }
 
-// localEnv points every function at the local endpoints: AWS SDK clients
-// at moto, GCS clients at fake-gcs-server, the Supabase provider at its
-// emulator, the publisher at the WebSocket gateway (empty: none).
+// localEnv points every function at the local endpoints (variable names:
+// shared/config): every AWS client at moto (AWS_ENDPOINT_URL; the S3
+// providers follow it, path-style), GCS at fake-gcs-server, Supabase at its
+// emulator, the publisher at the WebSocket gateway (empty: none). The
+// template's *_SECRET_ARN variables point at the local secrets, which hold
+// the same dev values.
 func (s *Stack) localEnv(wsEndpoint string) map[string]string {
 	gcsHost := strings.TrimPrefix(s.GCS.URL, "http://")
 	return map[string]string{
