@@ -71,21 +71,12 @@ func (p *Provider) PutResumable(ctx context.Context, key string, src storage.Sou
 		defer rc.Close()
 		return p.Put(ctx, key, rc, size, opts)
 	}
-	loc, offset := "", int64(0)
-	if state != "" {
-		if !p.ownsUpload(state) {
-			return storage.ObjectInfo{}, &storage.Error{Op: "put", Provider: p.name, Key: key, Kind: storage.Permanent,
-				Err: errors.New("the saved state is not an upload URL of this provider")}
-		}
-		off, length, err := p.uploadOffset(ctx, state)
-		switch {
-		case err == nil && length == size && off <= size:
-			loc, offset = state, off
-		case err == nil || classify(err) == storage.NotFound:
-			// Another object's upload, or expired: start again.
-		default:
-			return storage.ObjectInfo{}, p.fail("put", key, err)
-		}
+	if save == nil {
+		save = func(string) error { return nil }
+	}
+	loc, offset, err := p.resumeFrom(ctx, key, state, size)
+	if err != nil {
+		return storage.ObjectInfo{}, err
 	}
 	rc, err := src.Open(ctx, 0)
 	if err != nil {
@@ -119,6 +110,36 @@ func (p *Provider) PutResumable(ctx context.Context, key string, src storage.Sou
 		return storage.ObjectInfo{}, err
 	}
 	return p.verifyStored(ctx, key, size, opts, v.MD5(), parts)
+}
+
+// resumeFrom returns the upload to continue and the server's offset in it,
+// or "" to start a new upload: when there is no state, when the server no
+// longer has the upload or it is another object's, or when it completed
+// but its object has since gone.
+func (p *Provider) resumeFrom(ctx context.Context, key, state string, size int64) (string, int64, error) {
+	if state == "" {
+		return "", 0, nil
+	}
+	if !p.ownsUpload(state) {
+		return "", 0, &storage.Error{Op: "put", Provider: p.name, Key: key, Kind: storage.Permanent,
+			Err: errors.New("the saved state is not an upload URL of this provider")}
+	}
+	off, length, err := p.uploadOffset(ctx, state)
+	switch {
+	case err != nil && classify(err) == storage.NotFound:
+		return "", 0, nil // expired or terminated
+	case err != nil:
+		return "", 0, p.fail("put", key, err)
+	case length != size || off > size:
+		return "", 0, nil
+	case off == size:
+		if _, err := p.Stat(ctx, key); storage.KindOf(err) == storage.NotFound {
+			return "", 0, nil
+		} else if err != nil {
+			return "", 0, err
+		}
+	}
+	return state, off, nil
 }
 
 // sendChunks PATCHes v from offset to size in ChunkSize chunks, one chunk

@@ -117,6 +117,31 @@ func TestResume(t *testing.T) {
 		t.Errorf("Get after resume: %d bytes (%v), want the %d uploaded", len(got), err, len(data))
 	}
 
+	t.Run("completed state, object present", func(t *testing.T) {
+		// A retry after a lost answer: nothing is sent again, the object is verified.
+		var again []string
+		if _, err := p.PutResumable(t.Context(), key, &source{data: data}, opts, saved[0], func(s string) error { again = append(again, s); return nil }); err != nil || len(again) != 0 {
+			t.Errorf("PutResumable on a completed upload = %v, saved %q: want success without a new upload", err, again)
+		}
+	})
+	t.Run("completed state, object deleted", func(t *testing.T) {
+		key4 := prefix + "deleted-after.bin"
+		var st []string
+		saveSt := func(s string) error { st = append(st, s); return nil }
+		if _, err := p.PutResumable(t.Context(), key4, &source{data: data}, opts, "", saveSt); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { p.Delete(context.Background(), key4) })
+		if err := p.Delete(t.Context(), key4); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.PutResumable(t.Context(), key4, &source{data: data}, opts, st[0], saveSt); err != nil || len(st) != 2 {
+			t.Errorf("PutResumable after the object was deleted = %v, saved %q: want a new upload", err, st)
+		}
+		if _, err := p.Stat(t.Context(), key4); err != nil {
+			t.Errorf("Stat after re-upload: %v", err)
+		}
+	})
 	t.Run("stale state starts over", func(t *testing.T) {
 		// The completed upload's URL names an upload of another length.
 		other := randomBytes(2, ChunkSize+1)
