@@ -37,6 +37,7 @@ const (
 	DefaultDownloadURLTTL           = 5 * time.Minute
 	DefaultVerifyTimeout            = 25 * time.Second // under API Gateway's 30 s
 	DefaultStatusScanLimit          = 5000
+	DefaultProbeTimeout             = 20 * time.Second
 )
 
 // Config is the API's behaviour; zero fields take the defaults.
@@ -168,6 +169,7 @@ var routes = []route{
 	{"POST", "/backups/{id}/verify", false, (*Handler).verify},
 	{"GET", "/status", false, (*Handler).status},
 	{"GET", "/providers", false, (*Handler).providers},
+	{"GET", "/providers/validate", false, (*Handler).validateProviders},
 }
 
 // Route is a method and path the API serves.

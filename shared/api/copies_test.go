@@ -296,3 +296,28 @@ func TestVerifyDetectsAlteredCopy(t *testing.T) {
 		t.Errorf("verify before landing: %d %s", r.Status, r.Body)
 	}
 }
+
+func TestValidateProviders(t *testing.T) {
+	f := newFleet(t)
+	e := newEnv(t, func(_ *api.Config, d *api.Deps) { d.Providers = f.providers })
+	r := e.call("GET", "/providers/validate", "org1", nil)
+	var out struct {
+		OK        bool
+		Providers []api.ProbeReport
+	}
+	r.decode(t, &out)
+	if r.Status != 200 || !out.OK || len(out.Providers) != 3 {
+		t.Fatalf("validate: %d %s", r.Status, r.Body)
+	}
+	// A provider whose bucket is gone fails at the first step, by kind.
+	gone, err := gcs.New(t.Context(), gcs.Config{Bucket: "no-such-bucket", Endpoint: f.gcs.URL}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	e2 := newEnv(t, func(_ *api.Config, d *api.Deps) { d.Providers = map[string]storage.Provider{"gcs": gone} })
+	e2.call("GET", "/providers/validate", "org1", nil).decode(t, &out)
+	if out.OK || len(out.Providers) != 1 || out.Providers[0].OK || out.Providers[0].Step != "put" || out.Providers[0].Kind == "" {
+		t.Fatalf("validate with a missing bucket: %+v", out)
+	}
+}

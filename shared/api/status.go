@@ -1,13 +1,16 @@
 package api
 
 import (
+	"context"
 	_ "embed"
 	"net/http"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/policy"
+	"github.com/wedsync/backup-replication/shared/storage"
 )
 
 // StatusReport is the answer to GET /status: the caller's organization's
@@ -75,6 +78,50 @@ func (h *Handler) providerSummaries(r *http.Request) []ProviderSummary {
 
 func (h *Handler) providers(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
 	writeJSON(w, http.StatusOK, map[string]any{"providers": h.providerSummaries(r)})
+	return nil
+}
+
+// ProbeReport is one provider's canary round trip in GET /providers/validate.
+type ProbeReport struct {
+	Provider string `json:"provider"`
+	OK       bool   `json:"ok"`
+	// Step is the step that failed (put, get, verify, delete) and Kind its
+	// error kind; the error text itself is logged, not returned.
+	Step      string `json:"step,omitempty"`
+	Kind      string `json:"kind,omitempty"`
+	LatencyMs int64  `json:"latencyMs"`
+}
+
+// validateProviders runs storage.Probe (write, read back, delete a canary)
+// on every configured provider at once.
+func (h *Handler) validateProviders(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
+	ctx, cancel := context.WithTimeout(r.Context(), DefaultProbeTimeout)
+	defer cancel()
+	names := make([]string, 0, len(h.deps.Providers))
+	for n := range h.deps.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]ProbeReport, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := storage.Probe(ctx, h.deps.Providers[n])
+			out[i] = ProbeReport{Provider: n, OK: res.OK, Step: res.Step, Kind: res.Kind, LatencyMs: res.Latency.Milliseconds()}
+			if err != nil {
+				h.log.WarnContext(ctx, "provider probe failed", "provider", n, "op", "probe", "step", res.Step,
+					"duration_ms", res.Latency.Milliseconds(), "error", err.Error())
+			}
+		}()
+	}
+	wg.Wait()
+	ok := true
+	for _, p := range out {
+		ok = ok && p.OK
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "providers": out})
 	return nil
 }
 
