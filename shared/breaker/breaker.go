@@ -5,13 +5,15 @@
 // It keeps sony/gobreaker v2's semantics — Settings, Counts, ReadyToTrip,
 // Timeout, MaxRequests, IsSuccessful/IsExcluded, generations, and the
 // two-step Allow/done — but not its DistributedCircuitBreaker's mechanics:
-// no lock is held while a request runs. Each decision reads the record,
-// computes the transition in memory (pure functions in state.go) and writes
+// no lock is held while a request runs. State changes read the record,
+// compute the transition in memory (pure functions in state.go) and write
 // it back only if the record's version is still the one read, rereading on
 // conflict. While half-open, each trial slot is claimed by such a write, so
 // across all processes at most MaxRequests trials run at once; a claimed
 // slot is a lease that expires, so a trial whose caller crashed never
-// wedges the breaker.
+// wedges the breaker. The hot path costs one read per Allow (nothing is
+// written while closed) and one atomic counter update per done, conditional
+// on the generation, so concurrent reports never conflict.
 package breaker
 
 import (
@@ -241,9 +243,25 @@ func (b *Breaker) doneFunc(ctx context.Context, t ticket) func(error) {
 	}
 }
 
-// record stores outcome o of the request allowed under t.
-func (b *Breaker) record(ctx context.Context, t ticket, o outcome) error {
+// record stores outcome o of the request allowed under t. A request
+// allowed while closed is counted by one atomic Store.Count (no read, no
+// conflict with other reports); a failure that makes the breaker ready to
+// trip then opens it with a version-conditional write. Everything else
+// (half-open trials, an interval that has ended, a record not yet stored)
+// goes through the read-compute-write loop.
+func (b *Breaker) record(ctx context.Context, t ticket, o Outcome) error {
 	for attempt := 0; ; attempt++ {
+		if t.trial == "" {
+			rec, err := b.store.Count(ctx, b.s.Name, t.generation, b.s.Now(), o)
+			switch {
+			case err == nil && o == Failure:
+				return b.trip(ctx, rec, t.generation)
+			case err == nil:
+				return nil
+			case !errors.Is(err, ErrConflict):
+				return err
+			}
+		}
 		rec, err := b.store.Load(ctx, b.s.Name)
 		if err != nil {
 			return err
@@ -253,6 +271,52 @@ func (b *Breaker) record(ctx context.Context, t ticket, o outcome) error {
 			return nil
 		}
 		err = b.store.Save(ctx, next, rec.Version)
+		if err == nil {
+			b.notify(changes)
+			return nil
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+		// Someone else wrote first (created the record, cleared the
+		// interval): the atomic Count may apply now.
+		if attempt+1 >= b.s.MaxConflicts {
+			return fmt.Errorf("gave up after %d conflicting writes: %w", attempt+1, err)
+		}
+		if err := conflictPause(ctx, attempt); err != nil {
+			return err
+		}
+	}
+}
+
+// trip opens the breaker if rec, closed in generation gen, is ready to
+// trip, rereading on conflict: the counts may have moved on meanwhile.
+func (b *Breaker) trip(ctx context.Context, rec Record, gen uint64) error {
+	return b.update(ctx, &rec, func(r Record, now time.Time) (Record, []Change, bool) {
+		return tripStep(r, now, b.ru, gen)
+	})
+}
+
+// update applies step to the stored record with a version-conditional
+// write, rereading and recomputing on conflict, at most MaxConflicts
+// times. start, when not nil, is a fresh copy of the record to begin with
+// instead of reading it. A step that returns false writes nothing.
+func (b *Breaker) update(ctx context.Context, start *Record, step func(Record, time.Time) (Record, []Change, bool)) error {
+	for attempt := 0; ; attempt++ {
+		var rec Record
+		if attempt == 0 && start != nil {
+			rec = *start
+		} else {
+			var err error
+			if rec, err = b.store.Load(ctx, b.s.Name); err != nil {
+				return err
+			}
+		}
+		next, changes, write := step(rec, b.s.Now())
+		if !write {
+			return nil
+		}
+		err := b.store.Save(ctx, next, rec.Version)
 		if err == nil {
 			b.notify(changes)
 			return nil
@@ -270,17 +334,17 @@ func (b *Breaker) record(ctx context.Context, t ticket, o outcome) error {
 }
 
 // classify turns a reported error into an outcome.
-func (b *Breaker) classify(err error) outcome {
+func (b *Breaker) classify(err error) Outcome {
 	var ig *ignored
 	switch {
 	case err == nil:
-		return success
+		return Success
 	case errors.As(err, &ig), b.s.IsExcluded(err):
-		return excluded
+		return Excluded
 	case b.s.IsSuccessful(err):
-		return success
+		return Success
 	}
-	return failure
+	return Failure
 }
 
 func (b *Breaker) notify(changes []Change) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -46,7 +47,7 @@ func transient(op string) error {
 
 func newTestBreaker(t *testing.T, store Store, clk *clock, log *changeLog) *Breaker {
 	t.Helper()
-	b, err := New(store, Settings{Name: "gcs", Timeout: time.Minute, Now: clk.Now, OnStateChange: log.record})
+	b, err := New(store, Settings{Name: "gcs", Timeout: time.Minute, Now: clk.Now, OnStateChange: log.record, Logger: failOnWarn(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,6 +141,98 @@ func exerciseLifecycle(t *testing.T, store Store) {
 
 func TestLifecycleMemory(t *testing.T) { exerciseLifecycle(t, NewMemoryStore()) }
 
+func TestMemoryStore(t *testing.T) { exerciseStore(t, NewMemoryStore()) }
+
+// exerciseStore checks a Store's promises: conditional Save on the
+// version, and Count only on a closed record of the given generation whose
+// interval has not ended.
+func exerciseStore(t *testing.T, store Store) {
+	ctx := t.Context()
+	empty, err := store.Load(ctx, "s3")
+	if err != nil || empty.Version != 0 || empty.Name != "s3" || empty.State != StateClosed {
+		t.Fatalf("Load of a missing breaker = %+v, %v", empty, err)
+	}
+	if _, err := store.Count(ctx, "s3", 0, time.Now(), Failure); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Count on a missing record = %v, want ErrConflict", err)
+	}
+	now := time.UnixMilli(time.Now().UnixMilli())
+	rec := Record{Name: "s3", State: StateHalfOpen, Generation: 7, Counts: Counts{Requests: 2, TotalSuccesses: 1, ConsecutiveSuccesses: 1},
+		OpenedAt: now.Add(-time.Minute), ChangedAt: now, Trials: map[string]time.Time{"t1": now.Add(time.Minute)}}
+	if err := store.Save(ctx, rec, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(ctx, rec, 0); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create = %v, want ErrConflict", err)
+	}
+	got, err := store.Load(ctx, "s3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Version != 1 || got.State != StateHalfOpen || got.Generation != 7 || got.Counts != rec.Counts ||
+		!got.OpenedAt.Equal(rec.OpenedAt) || !got.ChangedAt.Equal(now) || !got.Expiry.IsZero() ||
+		len(got.Trials) != 1 || !got.Trials["t1"].Equal(now.Add(time.Minute)) {
+		t.Fatalf("round trip: got %+v, saved %+v", got, rec)
+	}
+	if _, err := store.Count(ctx, "s3", 7, now, Success); !errors.Is(err, ErrConflict) {
+		t.Fatalf("Count while half-open = %v, want ErrConflict", err)
+	}
+
+	got.State, got.Trials, got.Counts = StateClosed, nil, Counts{ConsecutiveFailures: 2, TotalFailures: 2, Requests: 2}
+	got.Expiry = now.Add(time.Minute)
+	if err := store.Save(ctx, got, got.Version); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Save(ctx, got, got.Version); !errors.Is(err, ErrConflict) {
+		t.Fatalf("write at a stale version = %v, want ErrConflict", err)
+	}
+	for _, c := range []struct {
+		gen uint64
+		now time.Time
+	}{{6, now}, {8, now}, {7, now.Add(time.Minute)}} {
+		if _, err := store.Count(ctx, "s3", c.gen, c.now, Failure); !errors.Is(err, ErrConflict) {
+			t.Fatalf("Count in generation %d at %v = %v, want ErrConflict", c.gen, c.now.Sub(now), err)
+		}
+	}
+	steps := []struct {
+		o    Outcome
+		want Counts
+	}{
+		{Failure, Counts{Requests: 3, TotalFailures: 3, ConsecutiveFailures: 3}},
+		{Excluded, Counts{Requests: 4, TotalFailures: 3, TotalExclusions: 1, ConsecutiveFailures: 3}},
+		{Success, Counts{Requests: 5, TotalFailures: 3, TotalExclusions: 1, TotalSuccesses: 1, ConsecutiveSuccesses: 1}},
+	}
+	for i, st := range steps {
+		r, err := store.Count(ctx, "s3", 7, now, st.o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Counts != st.want || r.Version != uint64(3+i) || r.Generation != 7 || r.State != StateClosed || !r.Expiry.Equal(now.Add(time.Minute)) {
+			t.Fatalf("after Count(%v): %+v, want counts %+v at version %d", st.o, r, st.want, 3+i)
+		}
+	}
+	if r, _ := store.Load(ctx, "s3"); r.Version != 5 || r.Counts != steps[2].want {
+		t.Fatalf("Load after Count = %+v", r)
+	}
+}
+
+// failOnWarn is a logger that fails the test on any warning: a breaker
+// warns only when an outcome could not be recorded.
+func failOnWarn(t *testing.T) *slog.Logger {
+	return slog.New(warnFails{t})
+}
+
+type warnFails struct{ t *testing.T }
+
+func (w warnFails) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (w warnFails) Handle(_ context.Context, r slog.Record) error {
+	var attrs []string
+	r.Attrs(func(a slog.Attr) bool { attrs = append(attrs, a.String()); return true })
+	w.t.Errorf("breaker warned: %s %v", r.Message, attrs)
+	return nil
+}
+func (w warnFails) WithAttrs([]slog.Attr) slog.Handler { return w }
+func (w warnFails) WithGroup(string) slog.Handler      { return w }
+
 func TestTrialFailureReopens(t *testing.T) {
 	clk, log := &clock{}, &changeLog{}
 	b := newTestBreaker(t, NewMemoryStore(), clk, log)
@@ -196,7 +289,7 @@ func TestSlowOutcomeOfOldGenerationIsIgnored(t *testing.T) {
 
 func TestCrashedTrialLeaseExpires(t *testing.T) {
 	clk, log := &clock{}, &changeLog{}
-	b, err := New(NewMemoryStore(), Settings{Name: "gcs", Timeout: time.Minute, TrialLease: 5 * time.Minute, Now: clk.Now, OnStateChange: log.record})
+	b, err := New(NewMemoryStore(), Settings{Name: "gcs", Timeout: time.Minute, TrialLease: 5 * time.Minute, Now: clk.Now, OnStateChange: log.record, Logger: failOnWarn(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +320,7 @@ func TestCrashedTrialLeaseExpires(t *testing.T) {
 
 func TestTrialLeaseEndsWithTheCallersDeadline(t *testing.T) {
 	clk, log := &clock{}, &changeLog{}
-	b, err := New(NewMemoryStore(), Settings{Name: "gcs", Timeout: time.Minute, RecordTimeout: time.Second, Now: clk.Now, OnStateChange: log.record})
+	b, err := New(NewMemoryStore(), Settings{Name: "gcs", Timeout: time.Minute, RecordTimeout: time.Second, Now: clk.Now, OnStateChange: log.record, Logger: failOnWarn(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

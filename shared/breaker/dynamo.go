@@ -18,12 +18,14 @@ package breaker
 //	trials                M  half-open trial leases: id → lease expiry (Unix ms)
 //	half_open_inflight    N  the number of trials (for people reading the table)
 //
-// Functions need dynamodb:GetItem and dynamodb:PutItem on the table.
+// Functions need dynamodb:GetItem, dynamodb:PutItem and dynamodb:UpdateItem
+// on the table.
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,9 +45,10 @@ const (
 	AttrVersion = "version"
 )
 
-// DynamoStore is the DynamoDB adapter of Store: one item per breaker,
-// read with consistent reads and written only with PutItem conditional on
-// the version read. It is safe for concurrent use.
+// DynamoStore is the DynamoDB adapter of Store: one item per breaker, read
+// with consistent reads and changed only by conditional writes — PutItem
+// conditional on the version read, or (Count) an UpdateItem of atomic
+// counters conditional on the generation. It is safe for concurrent use.
 type DynamoStore struct {
 	db    *dynamodb.Client
 	table string
@@ -131,6 +134,55 @@ func (d *DynamoStore) Save(ctx context.Context, rec Record, prev uint64) error {
 		return fmt.Errorf("save %q to %s: %w", rec.Name, d.table, err)
 	}
 	return nil
+}
+
+// Count implements Store with one UpdateItem of atomic ADDs, conditional
+// on the generation, the state and the interval, returning the new item.
+func (d *DynamoStore) Count(ctx context.Context, name string, gen uint64, now time.Time, o Outcome) (Record, error) {
+	update := map[Outcome]string{
+		Success:  "ADD #version :one, #requests :one, #ts :one, #cs :one SET #cf = :zero",
+		Failure:  "ADD #version :one, #requests :one, #tf :one, #cf :one SET #cs = :zero",
+		Excluded: "ADD #version :one, #requests :one, #te :one",
+	}[o]
+	if update == "" {
+		return Record{}, fmt.Errorf("count %q: unknown outcome %d", name, o)
+	}
+	cond := "#generation = :gen AND #state = :closed AND (#expiry = :zero OR #expiry > :now)"
+	names := map[string]string{}
+	for ph, attr := range map[string]string{
+		"#version": AttrVersion, "#requests": "requests", "#generation": "generation", "#state": "state",
+		"#expiry": "expiry_ms", "#ts": "total_successes", "#tf": "total_failures", "#te": "total_exclusions",
+		"#cs": "consecutive_successes", "#cf": "consecutive_failures",
+	} {
+		if strings.Contains(update, ph) || strings.Contains(cond, ph) { // DynamoDB rejects unused names
+			names[ph] = attr
+		}
+	}
+	n := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: fmt.Sprint(v)} }
+	out, err := d.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                aws.String(d.table),
+		Key:                      map[string]types.AttributeValue{KeyName: &types.AttributeValueMemberS{Value: name}},
+		UpdateExpression:         aws.String(update),
+		ConditionExpression:      aws.String(cond),
+		ExpressionAttributeNames: names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":one": n(1), ":zero": n(0), ":gen": &types.AttributeValueMemberN{Value: fmt.Sprint(gen)},
+			":closed": &types.AttributeValueMemberS{Value: StateClosed.String()}, ":now": n(now.UnixMilli()),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return Record{}, fmt.Errorf("count %q in generation %d: %w", name, gen, ErrConflict)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("count %q in %s: %w", name, d.table, err)
+	}
+	var it item
+	if err := attributevalue.UnmarshalMap(out.Attributes, &it); err != nil {
+		return Record{}, fmt.Errorf("count %q: %w", name, err)
+	}
+	return fromItem(it)
 }
 
 func toItem(r Record) item {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"os"
 	"sync"
 	"testing"
@@ -74,43 +73,44 @@ func TestLifecycleDynamo(t *testing.T) {
 	exerciseLifecycle(t, store)
 }
 
-func TestDynamoStoreConditionalWrites(t *testing.T) {
+func TestDynamoStore(t *testing.T) {
 	db, _ := dynamoClient(t)
 	store, err := NewDynamoStore(db, newTable(t, db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := t.Context()
-	empty, err := store.Load(ctx, "s3")
-	if err != nil || empty.Version != 0 || empty.Name != "s3" || empty.State != StateClosed {
-		t.Fatalf("Load of a missing breaker = %+v, %v", empty, err)
-	}
-	now := time.UnixMilli(time.Now().UnixMilli())
-	rec := Record{Name: "s3", State: StateHalfOpen, Generation: 7, Counts: Counts{Requests: 2, TotalSuccesses: 1, ConsecutiveSuccesses: 1},
-		OpenedAt: now.Add(-time.Minute), ChangedAt: now, Trials: map[string]time.Time{"t1": now.Add(time.Minute)}}
-	if err := store.Save(ctx, rec, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Save(ctx, rec, 0); !errors.Is(err, ErrConflict) {
-		t.Fatalf("second create = %v, want ErrConflict", err)
-	}
-	got, err := store.Load(ctx, "s3")
+	exerciseStore(t, store)
+}
+
+func TestConcurrentOutcomesAreAllCounted(t *testing.T) {
+	db, _ := dynamoClient(t)
+	store, err := NewDynamoStore(db, newTable(t, db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Version != 1 || got.State != StateHalfOpen || got.Generation != 7 || got.Counts != rec.Counts ||
-		!got.OpenedAt.Equal(rec.OpenedAt) || !got.ChangedAt.Equal(now) || !got.Expiry.IsZero() ||
-		len(got.Trials) != 1 || !got.Trials["t1"].Equal(now.Add(time.Minute)) {
-		t.Fatalf("round trip: got %+v, saved %+v", got, rec)
-	}
-	got.Trials = nil
-	if err := store.Save(ctx, got, got.Version); err != nil {
+	b, err := New(store, Settings{Name: "s3", ReadyToTrip: func(Counts) bool { return false }, Logger: failOnWarn(t)})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Save(ctx, got, got.Version); !errors.Is(err, ErrConflict) {
-		t.Fatalf("write at a stale version = %v, want ErrConflict", err)
+	const callers, each = 16, 4
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				done, err := b.Allow(t.Context())
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				done(transient("put"))
+			}
+		}()
 	}
-	if got, _ := store.Load(ctx, "s3"); got.Version != 2 || len(got.Trials) != 0 {
-		t.Fatalf("after update: %+v", got)
+	wg.Wait()
+	s := mustState(t, b, StateClosed)
+	if s.Counts.TotalFailures != callers*each || s.Counts.ConsecutiveFailures != callers*each {
+		t.Fatalf("counts = %+v, want all %d concurrent failures counted", s.Counts, callers*each)
 	}
 }

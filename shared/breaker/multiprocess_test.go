@@ -41,7 +41,7 @@ func TestOneTrialAcrossProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk, log := &clock{}, &changeLog{}
-	b, err := New(store, Settings{Name: "gcs", Timeout: mpTimeout, Now: clk.Now, OnStateChange: log.record})
+	b, err := New(store, Settings{Name: "gcs", Timeout: mpTimeout, Now: clk.Now, OnStateChange: log.record, Logger: failOnWarn(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestHelperProcess(t *testing.T) {
 	}
 	clk, log := &clock{}, &changeLog{}
 	clk.Advance(skew)
-	b, err := New(store, Settings{Name: "gcs", Timeout: mpTimeout, Now: clk.Now, OnStateChange: log.record})
+	b, err := New(store, Settings{Name: "gcs", Timeout: mpTimeout, Now: clk.Now, OnStateChange: log.record, Logger: failOnWarn(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,10 @@ func (c *Counts) onFailure() {
 }
 
 // Record is the shared state of one breaker: what the Store keeps in one
-// item per provider. Every write raises Version by one and is conditional
-// on the Version read, so concurrent writers never overwrite each other.
+// item per provider. Every write raises Version by one. State changes are
+// conditional on the Version read, so concurrent writers never overwrite
+// each other; closed-state counts are atomic increments conditional on the
+// Generation (Store.Count).
 type Record struct {
 	Name       string
 	State      State
@@ -88,14 +90,28 @@ type Change struct {
 	From, To State
 }
 
-// outcome is what a reported result means for the breaker.
-type outcome int
+// Outcome is what a reported result means for the breaker.
+type Outcome int
 
+// The three outcomes of an allowed request.
 const (
-	success outcome = iota
-	failure
-	excluded
+	Success  Outcome = iota // the provider answered as it should
+	Failure                 // the provider is unwell
+	Excluded                // says nothing about the provider
 )
+
+// Add counts one outcome of a request allowed while closed.
+func (c *Counts) Add(o Outcome) {
+	c.Requests++
+	switch o {
+	case Excluded:
+		c.TotalExclusions++
+	case Success:
+		c.onSuccess()
+	case Failure:
+		c.onFailure()
+	}
+}
 
 // ticket identifies an allowed request: the generation it was allowed in
 // and, while half-open, its trial lease.
@@ -218,24 +234,16 @@ func allowStep(r Record, now time.Time, ru rules, trialID string, lease time.Tim
 // recordStep applies the outcome of a request allowed under t. Outcomes of
 // an older generation, or of a trial whose lease has expired, are ignored
 // (write is false): a slow call cannot flip a breaker that has moved on.
-func recordStep(r Record, now time.Time, ru rules, t ticket, o outcome) (next Record, changes []Change, write bool) {
+func recordStep(r Record, now time.Time, ru rules, t ticket, o Outcome) (next Record, changes []Change, write bool) {
 	next, changes, _ = advance(r, now, ru)
 	if next.Generation != t.generation {
 		return next, changes, false
 	}
 	switch next.State {
 	case StateClosed:
-		next.Counts.Requests++
-		switch o {
-		case excluded:
-			next.Counts.TotalExclusions++
-		case success:
-			next.Counts.onSuccess()
-		case failure:
-			next.Counts.onFailure()
-			if ru.readyToTrip(next.Counts) {
-				changes = next.setState(StateOpen, now, ru, changes)
-			}
+		next.Counts.Add(o)
+		if o == Failure && ru.readyToTrip(next.Counts) {
+			changes = next.setState(StateOpen, now, ru, changes)
 		}
 		return next, changes, true
 	case StateHalfOpen:
@@ -244,14 +252,14 @@ func recordStep(r Record, now time.Time, ru rules, t ticket, o outcome) (next Re
 		}
 		delete(next.Trials, t.trial)
 		switch o {
-		case excluded:
+		case Excluded:
 			next.Counts.TotalExclusions++
-		case success:
+		case Success:
 			next.Counts.onSuccess()
 			if next.Counts.ConsecutiveSuccesses >= ru.maxRequests {
 				changes = next.setState(StateClosed, now, ru, changes)
 			}
-		case failure:
+		case Failure:
 			next.Counts.onFailure()
 			changes = next.setState(StateOpen, now, ru, changes)
 		}
@@ -260,4 +268,22 @@ func recordStep(r Record, now time.Time, ru rules, t ticket, o outcome) (next Re
 	// Open in the same generation cannot happen (an open breaker allows
 	// nothing), but an outcome there must change nothing.
 	return next, changes, false
+}
+
+// tripStep opens r when it is still closed in generation gen and its
+// counts are ready to trip: the second half of a failure counted by
+// Store.Count.
+func tripStep(r Record, now time.Time, ru rules, gen uint64) (Record, []Change, bool) {
+	if r.State != StateClosed || r.Generation != gen || !ru.readyToTrip(r.Counts) {
+		return r, nil, false
+	}
+	r = r.clone()
+	changes := r.setState(StateOpen, now, ru, nil)
+	return r, changes, true
+}
+
+// countable reports whether Store.Count may add an outcome of generation
+// gen to r at now: r is closed in gen and its interval has not ended.
+func countable(r Record, gen uint64, now time.Time) bool {
+	return r.Version > 0 && r.State == StateClosed && r.Generation == gen && (r.Expiry.IsZero() || r.Expiry.After(now))
 }

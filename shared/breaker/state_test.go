@@ -100,7 +100,7 @@ func TestRecordStep(t *testing.T) {
 		name       string
 		rec        Record
 		tk         ticket
-		o          outcome
+		o          Outcome
 		maxReq     uint32
 		wantWrite  bool
 		wantState  State
@@ -108,43 +108,43 @@ func TestRecordStep(t *testing.T) {
 		wantCounts Counts
 		changes    []Change
 	}{
-		{name: "closed success counts", rec: closed(Counts{ConsecutiveFailures: 2}), tk: ticket{generation: 2}, o: success,
+		{name: "closed success counts", rec: closed(Counts{ConsecutiveFailures: 2}), tk: ticket{generation: 2}, o: Success,
 			wantWrite: true, wantState: StateClosed, wantGen: 2,
 			wantCounts: Counts{Requests: 1, TotalSuccesses: 1, ConsecutiveSuccesses: 1}},
-		{name: "closed failure below threshold", rec: closed(Counts{ConsecutiveFailures: 3, TotalFailures: 3}), tk: ticket{generation: 2}, o: failure,
+		{name: "closed failure below threshold", rec: closed(Counts{ConsecutiveFailures: 3, TotalFailures: 3}), tk: ticket{generation: 2}, o: Failure,
 			wantWrite: true, wantState: StateClosed, wantGen: 2,
 			wantCounts: Counts{Requests: 1, TotalFailures: 4, ConsecutiveFailures: 4}},
-		{name: "closed fifth consecutive failure opens", rec: closed(Counts{ConsecutiveFailures: 4, TotalFailures: 4}), tk: ticket{generation: 2}, o: failure,
+		{name: "closed fifth consecutive failure opens", rec: closed(Counts{ConsecutiveFailures: 4, TotalFailures: 4}), tk: ticket{generation: 2}, o: Failure,
 			wantWrite: true, wantState: StateOpen, wantGen: 3, changes: []Change{{StateClosed, StateOpen}}},
-		{name: "closed exclusion counts only as excluded", rec: closed(Counts{ConsecutiveFailures: 4}), tk: ticket{generation: 2}, o: excluded,
+		{name: "closed exclusion counts only as excluded", rec: closed(Counts{ConsecutiveFailures: 4}), tk: ticket{generation: 2}, o: Excluded,
 			wantWrite: true, wantState: StateClosed, wantGen: 2,
 			wantCounts: Counts{Requests: 1, TotalExclusions: 1, ConsecutiveFailures: 4}},
-		{name: "stale generation is ignored", rec: closed(Counts{ConsecutiveFailures: 4}), tk: ticket{generation: 1}, o: failure,
+		{name: "stale generation is ignored", rec: closed(Counts{ConsecutiveFailures: 4}), tk: ticket{generation: 1}, o: Failure,
 			wantState: StateClosed, wantGen: 2, wantCounts: Counts{ConsecutiveFailures: 4}},
 		{name: "a slow success cannot close an open breaker",
-			rec: Record{State: StateOpen, Generation: 3, Expiry: t0.Add(time.Second)}, tk: ticket{generation: 2}, o: success,
+			rec: Record{State: StateOpen, Generation: 3, Expiry: t0.Add(time.Second)}, tk: ticket{generation: 2}, o: Success,
 			wantState: StateOpen, wantGen: 3},
 		{name: "outcome after the interval reset is ignored",
 			rec: Record{State: StateClosed, Generation: 2, Expiry: t0.Add(-time.Second), Counts: Counts{ConsecutiveFailures: 4}},
-			tk:  ticket{generation: 2}, o: failure, wantState: StateClosed, wantGen: 3},
+			tk:  ticket{generation: 2}, o: Failure, wantState: StateClosed, wantGen: 3},
 		{name: "half-open trial success closes",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a"), Counts: Counts{Requests: 1}}, tk: ticket{4, "a"}, o: success,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a"), Counts: Counts{Requests: 1}}, tk: ticket{4, "a"}, o: Success,
 			wantWrite: true, wantState: StateClosed, wantGen: 5, changes: []Change{{StateHalfOpen, StateClosed}}},
 		{name: "half-open trial failure reopens",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a")}, tk: ticket{4, "a"}, o: failure,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a")}, tk: ticket{4, "a"}, o: Failure,
 			wantWrite: true, wantState: StateOpen, wantGen: 5, changes: []Change{{StateHalfOpen, StateOpen}}},
 		{name: "half-open excluded trial frees its slot",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a"), Counts: Counts{Requests: 1}}, tk: ticket{4, "a"}, o: excluded,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a"), Counts: Counts{Requests: 1}}, tk: ticket{4, "a"}, o: Excluded,
 			wantWrite: true, wantState: StateHalfOpen, wantGen: 4, wantCounts: Counts{Requests: 1, TotalExclusions: 1}},
 		{name: "half-open: first of two successes stays half-open",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a", "b"), Counts: Counts{Requests: 2}}, tk: ticket{4, "a"}, o: success, maxReq: 2,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("a", "b"), Counts: Counts{Requests: 2}}, tk: ticket{4, "a"}, o: Success, maxReq: 2,
 			wantWrite: true, wantState: StateHalfOpen, wantGen: 4,
 			wantCounts: Counts{Requests: 2, TotalSuccesses: 1, ConsecutiveSuccesses: 1}},
 		{name: "half-open: an expired trial's outcome is ignored",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("b")}, tk: ticket{4, "a"}, o: success,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("b")}, tk: ticket{4, "a"}, o: Success,
 			wantState: StateHalfOpen, wantGen: 4},
 		{name: "a closed-state ticket cannot act on half-open",
-			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("b")}, tk: ticket{generation: 4}, o: failure,
+			rec: Record{State: StateHalfOpen, Generation: 4, Trials: trials("b")}, tk: ticket{generation: 4}, o: Failure,
 			wantState: StateHalfOpen, wantGen: 4},
 	}
 	for _, c := range cases {
@@ -183,5 +183,35 @@ func TestStateString(t *testing.T) {
 	}
 	if _, err := parseState("ajar"); err == nil {
 		t.Fatal("parseState accepted an unknown state")
+	}
+}
+
+func TestTripStepAndCountable(t *testing.T) {
+	ru := testRules()
+	closed := Record{State: StateClosed, Generation: 2, Version: 9, Counts: Counts{ConsecutiveFailures: 5}, Expiry: t0.Add(time.Second)}
+	cases := []struct {
+		name      string
+		rec       Record
+		gen       uint64
+		wantTrip  bool
+		countable bool
+	}{
+		{"ready in its generation", closed, 2, true, true},
+		{"another generation", closed, 1, false, false},
+		{"not ready", Record{State: StateClosed, Generation: 2, Version: 9, Counts: Counts{ConsecutiveFailures: 4}}, 2, false, true},
+		{"already open", Record{State: StateOpen, Generation: 2, Version: 9, Counts: Counts{ConsecutiveFailures: 5}}, 2, false, false},
+		{"interval ended", Record{State: StateClosed, Generation: 2, Version: 9, Expiry: t0}, 2, false, false},
+		{"never stored", Record{}, 0, false, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			next, changes, write := tripStep(c.rec, t0, ru, c.gen)
+			if write != c.wantTrip || (write && (next.State != StateOpen || len(changes) != 1 || next.Generation != c.rec.Generation+1)) {
+				t.Fatalf("tripStep = %v %v %v", next.State, changes, write)
+			}
+			if got := countable(c.rec, c.gen, t0); got != c.countable {
+				t.Fatalf("countable = %v, want %v", got, c.countable)
+			}
+		})
 	}
 }

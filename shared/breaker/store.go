@@ -3,6 +3,7 @@ package breaker
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Store keeps breaker records, one per name, shared by every process that
@@ -16,6 +17,15 @@ type Store interface {
 	// writer got there first it returns an error matching ErrConflict and
 	// changes nothing.
 	Save(ctx context.Context, rec Record, prev uint64) error
+	// Count adds outcome o to the Counts of the record named name (as
+	// Counts.Add does) and raises its Version, in one atomic write without
+	// reading first, provided the record is still closed in generation gen
+	// and its Expiry is zero or after now. It returns the record as
+	// written. When those conditions do not hold it returns an error
+	// matching ErrConflict and changes nothing. This is the hot path: every
+	// request allowed while closed reports through it, and concurrent
+	// reports never conflict with each other.
+	Count(ctx context.Context, name string, gen uint64, now time.Time, o Outcome) (Record, error)
 }
 
 // MemoryStore is a Store in this process's memory: for a single process
@@ -61,4 +71,21 @@ func (m *MemoryStore) Save(ctx context.Context, rec Record, prev uint64) error {
 	rec.Version = prev + 1
 	m.recs[rec.Name] = rec
 	return nil
+}
+
+// Count implements Store.
+func (m *MemoryStore) Count(ctx context.Context, name string, gen uint64, now time.Time, o Outcome) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.recs[name]
+	if !countable(r, gen, now) {
+		return Record{}, ErrConflict
+	}
+	r.Counts.Add(o)
+	r.Version++
+	m.recs[name] = r
+	return r.clone(), nil
 }

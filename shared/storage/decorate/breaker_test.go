@@ -7,6 +7,7 @@ import (
 	"io"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/storage"
@@ -98,6 +99,9 @@ func (brokenStore) Load(context.Context, string) (breaker.Record, error) {
 }
 func (brokenStore) Save(context.Context, breaker.Record, uint64) error {
 	return errors.New("dynamodb: connection refused")
+}
+func (brokenStore) Count(context.Context, string, uint64, time.Time, breaker.Outcome) (breaker.Record, error) {
+	return breaker.Record{}, errors.New("dynamodb: connection refused")
 }
 
 func TestBreakerStoreDownIsTransientNotOpen(t *testing.T) {
