@@ -116,7 +116,11 @@ func TestConformanceAllTUS(t *testing.T) {
 		t.Skip("TUS-only pass skipped in -short")
 	}
 	tg := startTarget(t)
-	opts := storagetest.Options{SkipLarge: true}
+	opts := storagetest.Options{SkipLarge: true, BadCredentials: func(t *testing.T) storage.Provider {
+		p := tg.provider(t, Config{Name: "supabase-tus", ServiceKey: secret.Secret(wrongSecretKey())})
+		p.cfg.TUSThreshold = -1
+		return p
+	}}
 	if tg.emu == nil {
 		opts.Prefix = "conformance/"
 	}
