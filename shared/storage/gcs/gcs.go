@@ -24,8 +24,8 @@ import (
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
-// uploadAttempts bounds the client's own retries of one resumable chunk.
-const uploadAttempts = 4
+// chunkRetryDeadline bounds the client's own retries of one resumable chunk.
+const chunkRetryDeadline = 30 * time.Second
 
 // cleanupTimeout bounds the deletion of an object found corrupt after its
 // upload, which runs even when the caller's context has ended.
@@ -45,11 +45,12 @@ type Provider struct {
 // New validates cfg and builds the client. ctx is used only while building
 // it. log may be nil (no logs).
 //
-// Retries: the client's own retryer is switched off for everything except
-// the chunks of a resumable upload, because the retry decorator above every
-// provider owns retries (bounded by the Lambda's deadline, honouring
-// Retry-After, seen by the breaker as one outcome). A chunk is the exception:
-// only the client holds its bytes, so only the client can send it again.
+// Retries: the client's own retryer is switched off (RetryNever), because
+// the retry decorator above every provider owns retries (bounded by the
+// Lambda's deadline, honouring Retry-After, seen by the breaker as one
+// outcome). The chunks of a resumable upload are the exception, and the
+// client retries them whatever the policy, for up to chunkRetryDeadline
+// each: only the client holds a chunk's bytes, so only it can resend them.
 func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -152,9 +153,9 @@ func (p *Provider) Put(ctx context.Context, key string, r io.Reader, size int64,
 func (p *Provider) putChunked(ctx context.Context, key string, v *storage.VerifyingReader, opts storage.PutOptions) (*gcs.ObjectAttrs, error) {
 	wctx, abandon := context.WithCancel(ctx)
 	defer abandon() // after a successful Close this changes nothing
-	obj := p.bucket.Object(key).Retryer(gcs.WithPolicy(gcs.RetryAlways), gcs.WithMaxAttempts(uploadAttempts))
-	w := obj.NewWriter(wctx)
+	w := p.bucket.Object(key).NewWriter(wctx)
 	w.ChunkSize = p.cfg.ChunkSize
+	w.ChunkRetryDeadline = chunkRetryDeadline
 	w.ContentType = contentType(opts.ContentType)
 	w.Metadata = metadata(opts)
 	if p.cfg.Retention > 0 {
