@@ -25,6 +25,7 @@ var (
 
 type refusal struct{ msg string }
 
+// Error returns the refusal's message.
 func (e *refusal) Error() string { return e.msg }
 
 // Is makes every refusal match ErrOpen.
@@ -38,6 +39,7 @@ type Rejection struct {
 	RetryAt time.Time // while open, when a trial may be allowed; otherwise zero
 }
 
+// Error says which breaker refused, why, and until when.
 func (e *Rejection) Error() string {
 	if !e.RetryAt.IsZero() {
 		return fmt.Sprintf("breaker %s: %v until %s", e.Breaker, e.Err, e.RetryAt.UTC().Format(time.RFC3339Nano))
@@ -64,7 +66,10 @@ func Ignore(err error) error {
 
 type ignored struct{ err error }
 
+// Error is the marked error's message.
 func (e *ignored) Error() string { return e.err.Error() }
+
+// Unwrap returns the marked error.
 func (e *ignored) Unwrap() error { return e.err }
 
 // DefaultIsSuccessful counts as a failure only an error that says the

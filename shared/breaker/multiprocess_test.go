@@ -185,7 +185,7 @@ func (h *helper) wait(t *testing.T) {
 // of TestOneTrialAcrossProcesses, and does nothing in a normal run.
 func TestHelperProcess(t *testing.T) {
 	if os.Getenv(helperEnv) != "1" {
-		t.Skip("helper process of TestOneTrialAcrossProcesses")
+		return // not a skip: CI counts skips, and there is nothing to skip
 	}
 	skew, err := time.ParseDuration(os.Getenv(helperSkewEnv))
 	if err != nil {
