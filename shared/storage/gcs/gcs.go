@@ -334,10 +334,11 @@ func metadata(opts storage.PutOptions) map[string]string {
 	return m
 }
 
-// What this provider can do, beyond storage.Provider: nothing yet (no
-// server-side copy from S3; resumable uploads across invocations are not
-// implemented, see the package's report).
+// What this provider can do: the Provider interface, uploads that resume in
+// a later invocation (resumable.go), and Close. It is no storage.Copier: GCS
+// cannot copy from S3 server-side, so the caller streams.
 var (
 	_ storage.Provider = (*Provider)(nil)
+	_ storage.Resumer  = (*Provider)(nil)
 	_ io.Closer        = (*Provider)(nil)
 )
