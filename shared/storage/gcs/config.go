@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"google.golang.org/api/option"
+
+	"github.com/wedsync/backup-replication/shared/secret"
 )
 
 // DefaultName is the provider name the offsite copy uses.
@@ -117,7 +119,7 @@ func (c Config) credentialsType() (option.CredentialsType, error) {
 	var f struct {
 		Type string `json:"type"`
 	}
-	if err := json.Unmarshal([]byte(c.CredentialsJSON), &f); err != nil {
+	if err := json.Unmarshal([]byte(c.CredentialsJSON.Reveal()), &f); err != nil {
 		return "", errors.New("not a JSON object")
 	}
 	switch t := option.CredentialsType(f.Type); t {
@@ -127,21 +129,6 @@ func (c Config) credentialsType() (option.CredentialsType, error) {
 	return "", fmt.Errorf("credentials type %q is not one of service_account, external_account, authorized_user, impersonated_service_account", f.Type)
 }
 
-// Secret is a string that never prints: String, GoString, LogValue and
-// MarshalText all redact it. (Stands in for a shared secret type; when
-// one exists this becomes an alias of it.)
-type Secret string
-
-const redacted = "**redacted**"
-
-// String redacts the secret.
-func (Secret) String() string { return redacted }
-
-// GoString redacts the secret in %#v.
-func (Secret) GoString() string { return redacted }
-
-// LogValue redacts the secret in slog output.
-func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalText redacts the secret in JSON and other text encodings.
-func (Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+// Secret is the shared redacting credential type: String, GoString,
+// LogValue and MarshalText never show its value.
+type Secret = secret.Secret

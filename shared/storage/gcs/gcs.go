@@ -67,7 +67,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 	switch {
 	case cfg.CredentialsJSON != "":
 		t, _ := cfg.credentialsType() // checked by Validate
-		opts = append(opts, option.WithAuthCredentialsJSON(t, []byte(cfg.CredentialsJSON)))
+		opts = append(opts, option.WithAuthCredentialsJSON(t, []byte(cfg.CredentialsJSON.Reveal())))
 	case cfg.Endpoint != "":
 		opts = append(opts, option.WithoutAuthentication())
 	}
