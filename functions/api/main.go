@@ -1,0 +1,39 @@
+// Command api is the HTTPS API Lambda (API Gateway HTTP API, payload v2):
+// shared/api's net/http handler behind aws-lambda-go-api-proxy. Variables:
+// shared/config (LoadAPI) and shared/api (LoadEnv).
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/wedsync/backup-replication/shared/api"
+	"github.com/wedsync/backup-replication/shared/config"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, err := config.LoadAPI(config.OS)
+	env, eerr := api.LoadEnv(config.OS)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	awsCfg, aerr := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWS.Region))
+	if cfg.AWS.EndpointURL != "" {
+		awsCfg.BaseEndpoint = aws.String(cfg.AWS.EndpointURL)
+	}
+	var h *api.Handler
+	if err = errors.Join(err, eerr, aerr); err == nil {
+		h, err = api.Wire(ctx, cfg, env, awsCfg, log, nil)
+	}
+	if err != nil {
+		log.Error("api cannot start", "op", "init", "error", err.Error())
+		os.Exit(1)
+	}
+	lambda.Start(httpadapter.NewV2(h).ProxyWithContext)
+}

@@ -1,0 +1,195 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/wedsync/backup-replication/shared/breaker"
+	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/providers"
+	"github.com/wedsync/backup-replication/shared/secret"
+	s3p "github.com/wedsync/backup-replication/shared/storage/s3"
+)
+
+// Wire builds the API from its configuration: the DynamoDB catalog, the
+// landing bucket's presigner, the providers (shared/providers), a download
+// signer per provider, breaker-based health, and the authenticator.
+// dashboard serves GET / (nil: 404). Errors never quote a secret.
+func Wire(ctx context.Context, c config.API, env Env, awsCfg aws.Config, logger *slog.Logger, dashboard http.Handler) (*Handler, error) {
+	sm := &secretReader{cfg: awsCfg}
+	auth, err := wireAuth(ctx, c, env, sm, logger)
+	if err != nil {
+		return nil, err
+	}
+	db := dynamodb.NewFromConfig(awsCfg)
+	store, err := catalog.NewDynamo(db, catalog.Config{BackupsTable: c.Tables.Backups, ReplicasTable: c.Tables.Replicas})
+	if err != nil {
+		return nil, err
+	}
+	landing := awss3.NewFromConfig(awsCfg, func(o *awss3.Options) { o.UsePathStyle = c.AWS.EndpointURL != "" })
+	ps, err := providers.Build(ctx, c.Providers, awsCfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	signers, err := wireSigners(ctx, c.Providers, awsCfg, sm)
+	if err != nil {
+		return nil, err
+	}
+	var health HealthSource
+	if c.Tables.Breakers != "" {
+		bs, err := breaker.NewDynamoStore(db, c.Tables.Breakers)
+		if err != nil {
+			return nil, err
+		}
+		var brs []*breaker.Breaker
+		for _, name := range c.Policy.Names() {
+			b, err := breaker.New(bs, breaker.Settings{Name: name, Logger: logger})
+			if err != nil {
+				return nil, err
+			}
+			brs = append(brs, b)
+		}
+		health = BreakerHealth(brs...)
+	}
+	return New(Config{MaxSize: c.MaxSize, MultipartThreshold: c.MultipartThreshold, PartSize: c.PartSize,
+		UploadURLTTL: c.UploadURLTTL, DownloadURLTTL: c.DownloadURLTTL, VerifyTimeout: env.VerifyTimeout}, Deps{
+		Store: store, Landing: NewS3Landing(landing, c.LandingBucket), Auth: auth, Providers: ps, Signers: signers,
+		Policy: c.Policy, Health: health, Dashboard: dashboard, Logger: logger,
+	})
+}
+
+// wireAuth builds the authenticator: HS256 with the secret from
+// API_JWT_SECRET or the secret API_JWT_SECRET_ARN names (its value, or
+// {"secret": "…"}), or, in dev mode, DevAuthenticator.
+func wireAuth(ctx context.Context, c config.API, env Env, sm *secretReader, logger *slog.Logger) (Authenticator, error) {
+	if env.AuthMode == AuthModeDev {
+		logger.Warn("API_AUTH_MODE=dev: the X-Dev-Organization header is trusted without proof; never deploy this", "op", "init")
+		return DevAuthenticator{}, nil
+	}
+	key := c.JWTSecret
+	if key.IsZero() && c.JWTSecretARN != "" {
+		raw, err := sm.get(ctx, c.JWTSecretARN)
+		if err != nil {
+			return nil, err
+		}
+		var v struct {
+			Secret string `json:"secret"`
+		}
+		if json.Unmarshal([]byte(raw), &v) == nil && v.Secret != "" {
+			raw = v.Secret
+		}
+		key = secret.Secret(strings.TrimSpace(raw))
+	}
+	if key.IsZero() {
+		return nil, errors.New("API_JWT_JWKS_URL alone is not supported yet: set API_JWT_SECRET or API_JWT_SECRET_ARN (HS256)")
+	}
+	aud := c.JWTAudience
+	if aud == "" {
+		aud = "authenticated"
+	}
+	return NewJWTAuthenticator(JWTConfig{Secret: []byte(key.Reveal()), Issuer: c.JWTIssuer, Audience: aud})
+}
+
+// wireSigners builds a download signer for every configured provider, from
+// the same settings (and secrets) shared/providers builds them from.
+func wireSigners(ctx context.Context, p config.Providers, awsCfg aws.Config, sm *secretReader) (map[string]Signer, error) {
+	out := map[string]Signer{}
+	if s := p.Supabase; s.Bucket != "" {
+		url, key := s.URL, s.ServiceKey
+		if s.SecretARN != "" && (url == "" || key.IsZero()) {
+			raw, err := sm.get(ctx, s.SecretARN)
+			if err != nil {
+				return nil, err
+			}
+			var v struct {
+				URL        string `json:"url"`
+				ServiceKey string `json:"serviceKey"`
+			}
+			if json.Unmarshal([]byte(raw), &v) != nil {
+				v.ServiceKey = strings.TrimSpace(raw)
+			}
+			if url == "" {
+				url = v.URL
+			}
+			if key.IsZero() {
+				key = secret.Secret(v.ServiceKey)
+			}
+		}
+		out[config.NameSupabase] = SupabaseSigner(url, key, s.Bucket, nil)
+	}
+	for _, s := range []config.S3{p.S3, p.Standby} {
+		if s.Bucket == "" {
+			continue
+		}
+		pc := s3p.Config{Name: s.Name, Bucket: s.Bucket, Region: s.Region, Endpoint: s.Endpoint, UsePathStyle: s.UsePathStyle}
+		cfg := awsCfg.Copy()
+		id, key := s.AccessKeyID, s.SecretAccessKey
+		if id == "" && s.SecretARN != "" {
+			raw, err := sm.get(ctx, s.SecretARN)
+			if err != nil {
+				return nil, err
+			}
+			var v struct {
+				AccessKeyID     string `json:"accessKeyId"`
+				SecretAccessKey string `json:"secretAccessKey"`
+			}
+			if err := json.Unmarshal([]byte(raw), &v); err != nil {
+				return nil, fmt.Errorf("secret %s is not {\"accessKeyId\",\"secretAccessKey\"}", s.SecretARN)
+			}
+			id, key = v.AccessKeyID, secret.Secret(v.SecretAccessKey)
+		}
+		if id != "" {
+			cfg.Credentials = credentials.NewStaticCredentialsProvider(id, key.Reveal(), "")
+		}
+		out[s.Name] = S3Signer(awss3.NewFromConfig(cfg, s3p.ClientOptions(pc)), s.Bucket)
+	}
+	if g := p.GCS; g.Bucket != "" {
+		creds := g.CredentialsJSON
+		if creds.IsZero() && g.SecretARN != "" && g.Endpoint == "" {
+			raw, err := sm.get(ctx, g.SecretARN)
+			if err != nil {
+				return nil, err
+			}
+			var v struct {
+				CredentialsJSON string `json:"credentialsJson"`
+			}
+			if json.Unmarshal([]byte(raw), &v) == nil && v.CredentialsJSON != "" {
+				raw = v.CredentialsJSON
+			}
+			creds = secret.Secret(raw)
+		}
+		out[config.NameGCS] = GCSSigner(g.Endpoint, creds, g.Bucket)
+	}
+	return out, nil
+}
+
+// secretReader reads Secrets Manager lazily: no client unless a secret is
+// named.
+type secretReader struct {
+	cfg    aws.Config
+	client *secretsmanager.Client
+}
+
+func (s *secretReader) get(ctx context.Context, arn string) (string, error) {
+	if s.client == nil {
+		s.client = secretsmanager.NewFromConfig(s.cfg)
+	}
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn),
+		VersionStage: aws.String("AWSCURRENT")})
+	if err != nil {
+		return "", fmt.Errorf("read secret %s: %w", arn, err)
+	}
+	return aws.ToString(out.SecretString), nil
+}
