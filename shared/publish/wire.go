@@ -1,0 +1,38 @@
+package publish
+
+import (
+	"errors"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/apigatewaymanagementapi"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/wedsync/backup-replication/shared/ws"
+)
+
+// NewPoster returns a management API client that posts to endpoint: the
+// WebSocket API's stage URL (https://{api-id}.execute-api.{region}.amazonaws.com/{stage},
+// WS_ENDPOINT) or the local gateway's (wsgateway.Gateway.Endpoint). It
+// signs with awsCfg's credentials; the SDK's standard retryer applies.
+func NewPoster(awsCfg aws.Config, endpoint string) *apigatewaymanagementapi.Client {
+	return apigatewaymanagementapi.NewFromConfig(awsCfg, func(o *apigatewaymanagementapi.Options) {
+		o.BaseEndpoint = aws.String(endpoint)
+	})
+}
+
+// Wire builds the publisher the replicate and health functions use: posts
+// to endpoint (WS_ENDPOINT), subscribers from the connections table
+// (CONNECTIONS_TABLE) through awsCfg's DynamoDB. An empty endpoint is an
+// error: callers without one publish nothing (leave replicate's Progress
+// unset).
+func Wire(awsCfg aws.Config, endpoint, connectionsTable string, cfg Config, logger *slog.Logger) (*Publisher, error) {
+	if endpoint == "" {
+		return nil, errors.New("publish: no management endpoint (WS_ENDPOINT)")
+	}
+	store, err := ws.NewDynamo(dynamodb.NewFromConfig(awsCfg), connectionsTable, nil)
+	if err != nil {
+		return nil, err
+	}
+	return New(cfg, Deps{Poster: NewPoster(awsCfg, endpoint), Audience: store, Logger: logger})
+}
