@@ -341,3 +341,6 @@ func sleep(ctx context.Context, d time.Duration) error {
 		return nil
 	}
 }
+
+// Config returns the table names the store works on.
+func (d *Dynamo) Config() Config { return d.cfg }

@@ -3,6 +3,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -11,7 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
@@ -361,5 +364,35 @@ func TestRedact(t *testing.T) {
 	}
 	if out := Redact(strings.Repeat("x", 5000)); len(out) > maxErrorText+4 {
 		t.Errorf("not bounded: %d", len(out))
+	}
+}
+
+// The wiring the Lambda and the local stack use: configuration from the
+// environment's variables, providers built from it, one event replicated.
+func TestWireFromEnvironment(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	awsCfg, _ := moto.AWSConfig(t.Context())
+	cfg, err := config.LoadReplicate(config.Map(map[string]string{
+		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": e.landing,
+		"BACKUPS_TABLE": e.store.Config().BackupsTable, "REPLICAS_TABLE": e.store.Config().ReplicasTable,
+		"PROVIDER": "s3", "S3_REPLICA_BUCKET": "replica",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := Wire(t.Context(), cfg, awsCfg, slog.New(slog.NewJSONHandler(e.logs, nil)), e.emf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.upload(randomBytes(4096), "")
+	if failed := handle(t, h, e.message(b, 1)); len(failed) != 0 {
+		t.Fatalf("failed %v: %v", failed, e.logs.lines())
+	}
+	if r := e.replica(b, "s3"); r.State != catalog.ReplicaVerified {
+		t.Fatalf("replica %+v", r)
+	}
+	if st := e.backup(b.ID); st.Status != catalog.StatusAtRisk || !strings.Contains(st.StatusReason, "1 of 3 verified copies") {
+		t.Fatalf("backup %s %q", st.Status, st.StatusReason)
 	}
 }

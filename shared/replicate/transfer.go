@@ -77,7 +77,10 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 			x.bytes = obj.Size
 			return x, nil
 		}
-		if !errors.Is(err, storage.ErrCannotCopy) {
+		// A copy the provider's credentials may not make (a bucket in
+		// another account without read access to the landing bucket) can
+		// still be streamed; anything else is the copy's real outcome.
+		if !errors.Is(err, storage.ErrCannotCopy) && storage.KindOf(err) != storage.Unauthorized {
 			return x, err
 		}
 		r.log.InfoContext(ctx, "server-side copy not possible; streaming", "op", "copy", "reason", Redact(err.Error()))

@@ -1,0 +1,255 @@
+// Package config is the one place that reads the environment. Each function
+// calls one loader (LoadReplicate, LoadAPI, LoadHealth) at start; the
+// loader reads every variable into typed structs, applies defaults, and
+// reports every problem at once with errors.Join, each naming its variable.
+// No other package reads the environment: packages take these structs (or
+// their own Config built from them).
+//
+// The variables every function reads (Common):
+//
+//	STAGE               deployment name, for logs (default "local")
+//	LOG_LEVEL           debug | info | warn | error (default info)
+//	AWS_REGION          region of the function's own AWS resources (set by Lambda)
+//	AWS_ENDPOINT_URL    one endpoint for every AWS client (moto locally); empty on AWS
+//	LANDING_BUCKET      the bucket uploads land in
+//	LANDING_RETAINED    true when the landing bucket keeps objects (the copy then counts); default false
+//	BACKUPS_TABLE       DynamoDB table of backups      (catalog; see shared/catalog/dynamo_tables.go)
+//	REPLICAS_TABLE      DynamoDB table of replicas
+//	BREAKERS_TABLE      DynamoDB table of circuit breakers (shared/breaker)
+//	HEALTH_TABLE        DynamoDB table of health history
+//	CONNECTIONS_TABLE   DynamoDB table of WebSocket connections
+//	WS_ENDPOINT         API Gateway Management API endpoint for progress pushes; empty: none
+//	POLICY              the 3-2-1 table as JSON (policy.ParseTable); default: built from the providers below
+//
+// and the providers' variables (see Providers).
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/wedsync/backup-replication/shared/policy"
+	"github.com/wedsync/backup-replication/shared/secret"
+)
+
+// Getenv looks a variable up; os.Getenv in production, a map in tests.
+type Getenv func(name string) string
+
+// OS is the process environment.
+var OS Getenv = os.Getenv
+
+// Map is a Getenv over a fixed map (tests, the local stack).
+func Map(m map[string]string) Getenv { return func(k string) string { return m[k] } }
+
+// AWS is how the function's AWS clients are built.
+type AWS struct {
+	// Region is AWS_REGION (falls back to AWS_DEFAULT_REGION).
+	Region string
+	// EndpointURL is AWS_ENDPOINT_URL: when set, every AWS client (S3,
+	// DynamoDB, SQS, …) talks to it, as the local stack's moto_server.
+	EndpointURL string
+}
+
+// Tables names the DynamoDB tables.
+type Tables struct {
+	Backups     string // BACKUPS_TABLE
+	Replicas    string // REPLICAS_TABLE
+	Breakers    string // BREAKERS_TABLE
+	Health      string // HEALTH_TABLE
+	Connections string // CONNECTIONS_TABLE
+}
+
+// Common is what every function reads.
+type Common struct {
+	Stage           string     // STAGE
+	LogLevel        slog.Level // LOG_LEVEL
+	AWS             AWS
+	LandingBucket   string // LANDING_BUCKET
+	LandingRetained bool   // LANDING_RETAINED
+	Tables          Tables
+	Providers       Providers
+	// Policy is POLICY parsed, or DefaultPolicy(Providers, LandingRetained).
+	Policy     policy.Table
+	WSEndpoint string // WS_ENDPOINT
+}
+
+// LoadCommon reads the variables every function shares. It checks that
+// values parse; what a function requires, its own loader checks.
+func LoadCommon(getenv Getenv) (Common, error) {
+	r := &reader{get: getenv}
+	c := Common{
+		Stage:           r.str("STAGE", "local"),
+		LogLevel:        r.level("LOG_LEVEL"),
+		AWS:             AWS{Region: r.str("AWS_REGION", r.str("AWS_DEFAULT_REGION", "")), EndpointURL: r.url("AWS_ENDPOINT_URL")},
+		LandingBucket:   r.str("LANDING_BUCKET", ""),
+		LandingRetained: r.bool("LANDING_RETAINED", false),
+		Tables: Tables{
+			Backups: r.str("BACKUPS_TABLE", ""), Replicas: r.str("REPLICAS_TABLE", ""), Breakers: r.str("BREAKERS_TABLE", ""),
+			Health: r.str("HEALTH_TABLE", ""), Connections: r.str("CONNECTIONS_TABLE", ""),
+		},
+		WSEndpoint: r.url("WS_ENDPOINT"),
+	}
+	c.Providers = loadProviders(r, c.AWS)
+	if raw := r.str("POLICY", ""); raw != "" {
+		t, err := policy.ParseTable([]byte(raw))
+		if err != nil {
+			r.fail("POLICY", "%v", err)
+		}
+		c.Policy = t
+	} else {
+		c.Policy = DefaultPolicy(c.Providers, c.LandingRetained)
+		if c.AWS.Region != "" {
+			c.Policy.Landing.Domain = c.AWS.Region
+		}
+	}
+	return c, r.err()
+}
+
+// require reports each named value that is empty.
+func require(pairs ...string) error {
+	var errs []error
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			errs = append(errs, fmt.Errorf("%s is required", pairs[i]))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reader reads variables and collects every parse problem.
+type reader struct {
+	get  Getenv
+	errs []error
+}
+
+func (r *reader) fail(name, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+}
+
+func (r *reader) err() error { return errors.Join(r.errs...) }
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) secret(name string) secret.Secret {
+	return secret.Secret(strings.TrimSpace(r.get(name)))
+}
+
+func (r *reader) bool(name string, def bool) bool {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, "%q is not true or false", v)
+		return def
+	}
+	return b
+}
+
+func (r *reader) int(name string, def int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		r.fail(name, "%q is not a non-negative whole number", v)
+		return def
+	}
+	return n
+}
+
+// size reads a byte count: digits with an optional KiB, MiB or GiB suffix.
+func (r *reader) size(name string, def int64) int64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	mult := int64(1)
+	for suffix, m := range map[string]int64{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+		if s, ok := strings.CutSuffix(v, suffix); ok {
+			v, mult = strings.TrimSpace(s), m
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		r.fail(name, "%q is not a byte count (e.g. 33554432 or 32MiB)", r.get(name))
+		return def
+	}
+	return n * mult
+}
+
+func (r *reader) duration(name string, def time.Duration) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		r.fail(name, "%q is not a duration (e.g. 15m)", v)
+		return def
+	}
+	return d
+}
+
+// url reads an http(s) URL; a value without a scheme is read as http://.
+func (r *reader) url(name string) string {
+	v := r.str(name, "")
+	if v == "" {
+		return ""
+	}
+	return r.checkURL(name, v)
+}
+
+func (r *reader) checkURL(name, v string) string {
+	if !strings.Contains(v, "://") {
+		v = "http://" + v
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "wss") || u.Host == "" {
+		r.fail(name, "%q is not an http(s) URL", v)
+		return ""
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (r *reader) level(name string) slog.Level {
+	v := r.str(name, "info")
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(v)); err != nil {
+		r.fail(name, "%q is not debug, info, warn or error", v)
+		return slog.LevelInfo
+	}
+	return l
+}
+
+// Config builds the AWS SDK configuration every client of the function
+// shares: the SDK's default credential chain (the Lambda role; the
+// AWS_ACCESS_KEY_ID pair locally), a.Region, and a.EndpointURL as the base
+// endpoint of every service when set.
+func (a AWS) Config(ctx context.Context) (aws.Config, error) {
+	cfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(a.Region))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
+	}
+	if a.EndpointURL != "" {
+		cfg.BaseEndpoint = aws.String(a.EndpointURL)
+	}
+	return cfg, nil
+}

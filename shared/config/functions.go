@@ -1,0 +1,182 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wedsync/backup-replication/shared/secret"
+)
+
+// Replicate is functions/replicate's configuration. Besides Common:
+//
+//	PROVIDER                 the provider this deployment copies to: supabase | s3 | gcs | s3-standby (required)
+//	REPLICATE_CONCURRENCY    records of one SQS batch processed at once (default 4)
+//	REPLICATE_RESUME_ABOVE   size from which resumable uploads are used, e.g. 32MiB (default 32MiB)
+//	QUEUE_URL                this provider's queue (informational, for logs)
+//
+// Required: LANDING_BUCKET, BACKUPS_TABLE, REPLICAS_TABLE, PROVIDER, and
+// PROVIDER's own settings; PROVIDER must be in the policy table.
+type Replicate struct {
+	Common
+	Provider    string
+	Concurrency int
+	ResumeAbove int64
+	QueueURL    string
+}
+
+// LoadReplicate reads and validates a replicate deployment's variables.
+func LoadReplicate(getenv Getenv) (Replicate, error) {
+	c, err := LoadCommon(getenv)
+	r := &reader{get: getenv}
+	out := Replicate{
+		Common:      c,
+		Provider:    r.str("PROVIDER", ""),
+		Concurrency: r.int("REPLICATE_CONCURRENCY", 4),
+		ResumeAbove: r.size("REPLICATE_RESUME_ABOVE", 32<<20),
+		QueueURL:    r.str("QUEUE_URL", ""),
+	}
+	return out, errors.Join(err, r.err(), out.Validate())
+}
+
+// Validate reports every missing or inconsistent setting, naming variables.
+func (c Replicate) Validate() error {
+	errs := []error{require("LANDING_BUCKET", c.LandingBucket, "BACKUPS_TABLE", c.Tables.Backups,
+		"REPLICAS_TABLE", c.Tables.Replicas, "PROVIDER", c.Provider)}
+	if c.Provider != "" {
+		if !c.Providers.Has(c.Provider) {
+			errs = append(errs, fmt.Errorf("PROVIDER %q has no settings (set %s)", c.Provider, bucketVar(c.Provider)))
+		}
+		if _, ok := c.Policy.Provider(c.Provider); !ok {
+			errs = append(errs, fmt.Errorf("PROVIDER %q is not in the policy table (POLICY lists %s)", c.Provider,
+				strings.Join(c.Policy.Names(), ", ")))
+		}
+	}
+	errs = append(errs, c.Providers.Select(c.Provider).Validate())
+	if c.Concurrency < 1 || c.Concurrency > 64 {
+		errs = append(errs, fmt.Errorf("REPLICATE_CONCURRENCY %d is outside 1..64", c.Concurrency))
+	}
+	return errors.Join(errs...)
+}
+
+func bucketVar(provider string) string {
+	switch provider {
+	case NameSupabase:
+		return "SUPABASE_BUCKET"
+	case NameS3:
+		return "S3_REPLICA_BUCKET"
+	case NameS3Standby:
+		return "S3_STANDBY_BUCKET"
+	case NameGCS:
+		return "GCS_BUCKET"
+	}
+	return "a known provider name: supabase, s3, gcs, s3-standby"
+}
+
+// API is functions/api's configuration. Besides Common:
+//
+//	API_JWT_SECRET            HS256 key for bearer tokens (local; a secret)
+//	API_JWT_SECRET_ARN        or: Secrets Manager secret holding it
+//	API_JWT_ISSUER            required iss claim
+//	API_JWT_AUDIENCE          required aud claim
+//	API_JWT_JWKS_URL          JWKS for RS256/ES256 tokens (instead of a shared key)
+//	ALLOWED_ORIGIN            CORS origin of the dashboard / app
+//	API_MAX_SIZE              largest backup accepted, e.g. 5GiB (0: the API's default)
+//	API_PART_SIZE             multipart part size (0: default)
+//	API_MULTIPART_THRESHOLD   size from which uploads go in parts (0: default)
+//	API_UPLOAD_URL_TTL        life of presigned upload URLs, e.g. 15m (0: default)
+//	API_DOWNLOAD_URL_TTL      life of download URLs (0: default)
+//
+// Required: LANDING_BUCKET, BACKUPS_TABLE, REPLICAS_TABLE, an issuer, and a
+// key (API_JWT_SECRET, API_JWT_SECRET_ARN or API_JWT_JWKS_URL).
+type API struct {
+	Common
+	JWTSecret          secret.Secret
+	JWTSecretARN       string
+	JWTIssuer          string
+	JWTAudience        string
+	JWKSURL            string
+	AllowedOrigin      string
+	MaxSize            int64
+	PartSize           int64
+	MultipartThreshold int64
+	UploadURLTTL       time.Duration
+	DownloadURLTTL     time.Duration
+}
+
+// LoadAPI reads and validates the API's variables.
+func LoadAPI(getenv Getenv) (API, error) {
+	c, err := LoadCommon(getenv)
+	r := &reader{get: getenv}
+	out := API{
+		Common:             c,
+		JWTSecret:          r.secret("API_JWT_SECRET"),
+		JWTSecretARN:       r.str("API_JWT_SECRET_ARN", ""),
+		JWTIssuer:          r.str("API_JWT_ISSUER", ""),
+		JWTAudience:        r.str("API_JWT_AUDIENCE", ""),
+		JWKSURL:            r.url("API_JWT_JWKS_URL"),
+		AllowedOrigin:      r.str("ALLOWED_ORIGIN", ""),
+		MaxSize:            r.size("API_MAX_SIZE", 0),
+		PartSize:           r.size("API_PART_SIZE", 0),
+		MultipartThreshold: r.size("API_MULTIPART_THRESHOLD", 0),
+		UploadURLTTL:       r.duration("API_UPLOAD_URL_TTL", 0),
+		DownloadURLTTL:     r.duration("API_DOWNLOAD_URL_TTL", 0),
+	}
+	return out, errors.Join(err, r.err(), out.Validate())
+}
+
+// Validate reports every missing setting, naming variables.
+func (c API) Validate() error {
+	errs := []error{require("LANDING_BUCKET", c.LandingBucket, "BACKUPS_TABLE", c.Tables.Backups,
+		"REPLICAS_TABLE", c.Tables.Replicas, "API_JWT_ISSUER", c.JWTIssuer)}
+	if c.JWTSecret.IsZero() && c.JWTSecretARN == "" && c.JWKSURL == "" {
+		errs = append(errs, errors.New("one of API_JWT_SECRET, API_JWT_SECRET_ARN or API_JWT_JWKS_URL is required"))
+	}
+	errs = append(errs, c.Providers.Validate())
+	return errors.Join(errs...)
+}
+
+// Queue is one provider's queue and dead-letter queue.
+type Queue struct {
+	URL    string // {PROVIDER}_QUEUE_URL, e.g. S3_QUEUE_URL
+	DLQURL string // {PROVIDER}_DLQ_URL
+}
+
+// Health is functions/health's configuration. Besides Common:
+//
+//	ALERT_TOPIC_ARN      SNS topic for alerts
+//	ALERT_WEBHOOK_URL    Slack-compatible webhook (a secret: the URL carries a token)
+//	SUPABASE_QUEUE_URL, S3_QUEUE_URL, GCS_QUEUE_URL, S3_STANDBY_QUEUE_URL   provider queues (reconcile)
+//	SUPABASE_DLQ_URL,   S3_DLQ_URL,   GCS_DLQ_URL,   S3_STANDBY_DLQ_URL     their dead-letter queues (redrive)
+//
+// Required: BACKUPS_TABLE, REPLICAS_TABLE, BREAKERS_TABLE.
+type Health struct {
+	Common
+	AlertTopicARN   string
+	AlertWebhookURL secret.Secret
+	// Queues by provider name.
+	Queues map[string]Queue
+}
+
+// LoadHealth reads and validates the health function's variables.
+func LoadHealth(getenv Getenv) (Health, error) {
+	c, err := LoadCommon(getenv)
+	r := &reader{get: getenv}
+	out := Health{Common: c, AlertTopicARN: r.str("ALERT_TOPIC_ARN", ""),
+		AlertWebhookURL: r.secret("ALERT_WEBHOOK_URL"), Queues: map[string]Queue{}}
+	for _, name := range []string{NameSupabase, NameS3, NameGCS, NameS3Standby} {
+		prefix := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+		q := Queue{URL: r.str(prefix+"_QUEUE_URL", ""), DLQURL: r.str(prefix+"_DLQ_URL", "")}
+		if q != (Queue{}) {
+			out.Queues[name] = q
+		}
+	}
+	return out, errors.Join(err, r.err(), out.Validate())
+}
+
+// Validate reports every missing setting, naming variables.
+func (c Health) Validate() error {
+	return errors.Join(require("BACKUPS_TABLE", c.Tables.Backups, "REPLICAS_TABLE", c.Tables.Replicas,
+		"BREAKERS_TABLE", c.Tables.Breakers), c.Providers.Validate())
+}
