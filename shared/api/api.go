@@ -261,6 +261,9 @@ func (h *Handler) wrap(rt route) http.Handler {
 		var aerr *apiError
 		defer func() {
 			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
 				h.log.ErrorContext(r.Context(), "api panic", "op", rt.Method+" "+rt.Path, "panic", fmt.Sprint(v))
 				if sw.status == 0 {
 					writeError(sw, errInternal)
@@ -299,6 +302,7 @@ type statusWriter struct {
 	status int
 }
 
+// WriteHeader records the first status written.
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
@@ -306,6 +310,7 @@ func (s *statusWriter) WriteHeader(code int) {
 	s.ResponseWriter.WriteHeader(code)
 }
 
+// Write records an implicit 200.
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/catalog"
 )
@@ -302,5 +304,36 @@ func TestPartLayoutForHugeBackups(t *testing.T) {
 	mp := out.Upload.Multipart
 	if mp == nil || mp.PartCount > 10000 || int64(mp.PartCount)*mp.PartSize < 5<<40 || mp.PartSize%(1<<20) != 0 || len(mp.Parts) != 3 || mp.More == "" {
 		t.Fatalf("5 TiB layout: %+v", mp)
+	}
+}
+
+// TestDependencyFailureIsNotLeaked points the catalog at tables that do
+// not exist (a real DynamoDB error from moto): the client gets the generic
+// internal error, the log gets the cause.
+func TestDependencyFailureIsNotLeaked(t *testing.T) {
+	e := newEnv(t, func(_ *api.Config, d *api.Deps) {
+		m := startMoto(t)
+		awsCfg, _ := m.AWSConfig(t.Context())
+		broken, err := catalog.NewDynamo(dynamodb.NewFromConfig(awsCfg), catalog.Config{BackupsTable: "no-such-table", ReplicasTable: "no-such-replicas"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Store = broken
+	})
+	for _, c := range []struct{ method, path string }{
+		{"GET", "/backups"}, {"GET", "/backups/01ABC"}, {"POST", "/backups"}, {"GET", "/status"},
+	} {
+		var body any
+		if c.method == "POST" {
+			body = createReq("org1", "x.zip", []byte("x"))
+		}
+		r := e.call(c.method, c.path, "org1", body)
+		if r.Status != 500 || r.code() != api.CodeInternal || strings.Contains(string(r.Body), "no-such-table") ||
+			strings.Contains(string(r.Body), "ResourceNotFound") {
+			t.Errorf("%s %s: %d %s", c.method, c.path, r.Status, r.Body)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "no-such-table") && !strings.Contains(e.logs.String(), "ResourceNotFound") {
+		t.Errorf("the cause is not logged: %s", e.logs.String())
 	}
 }

@@ -58,6 +58,7 @@ type fieldError struct {
 	Message string `json:"message"`
 }
 
+// Error implements error.
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 func errorf(status int, code, msg string) *apiError {
