@@ -92,6 +92,9 @@ func wireAuth(ctx context.Context, c config.API, env Env, sm *secretReader, logg
 		}
 		key = secret.Secret(strings.TrimSpace(raw))
 	}
+	if c.JWKSURL != "" {
+		logger.Warn("API_JWT_JWKS_URL is set but not supported yet: tokens are verified with the HS256 shared secret only", "op", "init")
+	}
 	if key.IsZero() {
 		return nil, errors.New("API_JWT_JWKS_URL alone is not supported yet: set API_JWT_SECRET or API_JWT_SECRET_ARN (HS256)")
 	}
