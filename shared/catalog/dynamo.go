@@ -94,61 +94,81 @@ func (d *Dynamo) CreateBackup(ctx context.Context, b Backup) (Backup, bool, erro
 	}
 
 	idem := idempotencyID(b.OrganizationID, b.IdempotencyKey)
-	idemItem := map[string]types.AttributeValue{
-		AttrID:       &types.AttributeValueMemberS{Value: idem},
-		AttrBackupID: &types.AttributeValueMemberS{Value: b.ID},
-	}
-	notExists := aws.String("attribute_not_exists(#id)")
-	names := map[string]string{"#id": AttrID}
 	for attempt := 0; attempt < 5; attempt++ {
-		_, err := d.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: []types.TransactWriteItem{
-			{Put: &types.Put{TableName: aws.String(d.cfg.BackupsTable), Item: item, ConditionExpression: notExists, ExpressionAttributeNames: names}},
-			{Put: &types.Put{TableName: aws.String(d.cfg.BackupsTable), Item: idemItem, ConditionExpression: notExists, ExpressionAttributeNames: names}},
-		}})
+		// 1. Claim the key for b.ID.
+		_, err := d.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: aws.String(d.cfg.BackupsTable),
+			Item: map[string]types.AttributeValue{
+				AttrID:       &types.AttributeValueMemberS{Value: idem},
+				AttrBackupID: &types.AttributeValueMemberS{Value: b.ID},
+			},
+			ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+			ExpressionAttributeNames: map[string]string{"#id": AttrID},
+		})
+		if err != nil && !isConditionFailed(err) {
+			return Backup{}, false, fmt.Errorf("catalog: create backup %s: claim idempotency key: %w", b.ID, err)
+		}
+		if err != nil {
+			// 2'. The key is held: its backup is the answer. When that
+			// backup is not written yet (its writer is in flight or
+			// crashed), write it ourselves under the holder's id.
+			holder, ok, err := d.idempotencyHolder(ctx, idem)
+			if err != nil {
+				return Backup{}, false, err
+			}
+			if !ok {
+				continue // vanished between the two calls: claim again
+			}
+			existing, err := d.GetBackup(ctx, holder)
+			if err == nil {
+				return existing, false, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				return Backup{}, false, err
+			}
+			b.ID = holder
+			if item, err = marshal(b); err != nil {
+				return Backup{}, false, err
+			}
+		}
+		// 2. Write the backup under the claimed id; if another request
+		// holding the same key wrote it first, that one is the answer.
+		_, err = d.db.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName:                aws.String(d.cfg.BackupsTable),
+			Item:                     item,
+			ConditionExpression:      aws.String("attribute_not_exists(#id)"),
+			ExpressionAttributeNames: map[string]string{"#id": AttrID},
+		})
 		if err == nil {
 			return b, true, nil
 		}
-		var canceled *types.TransactionCanceledException
-		if !errors.As(err, &canceled) {
+		if !isConditionFailed(err) {
 			return Backup{}, false, fmt.Errorf("catalog: create backup %s: %w", b.ID, err)
 		}
-		// Someone holds the key, or the transaction collided with another:
-		// the idempotency item decides.
-		existing, found, err := d.byIdempotency(ctx, idem)
+		existing, err := d.GetBackup(ctx, b.ID)
 		if err != nil {
 			return Backup{}, false, err
 		}
-		if found {
-			return existing, false, nil
-		}
-		if _, err := d.GetBackup(ctx, b.ID); err == nil {
-			return Backup{}, false, fmt.Errorf("catalog: create backup %s: id taken: %w", b.ID, ErrConflict)
-		}
-		if err := sleep(ctx, time.Duration(attempt+1)*20*time.Millisecond); err != nil {
-			return Backup{}, false, err
-		}
+		return existing, false, nil
 	}
 	return Backup{}, false, fmt.Errorf("catalog: create backup %s: %w", b.ID, ErrConflict)
 }
 
-func (d *Dynamo) byIdempotency(ctx context.Context, idem string) (Backup, bool, error) {
+// idempotencyHolder reads which backup id holds an idempotency key.
+func (d *Dynamo) idempotencyHolder(ctx context.Context, idem string) (string, bool, error) {
 	out, err := d.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      aws.String(d.cfg.BackupsTable),
 		Key:            map[string]types.AttributeValue{AttrID: &types.AttributeValueMemberS{Value: idem}},
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return Backup{}, false, fmt.Errorf("catalog: read idempotency item: %w", err)
+		return "", false, fmt.Errorf("catalog: read idempotency item: %w", err)
 	}
 	v, ok := out.Item[AttrBackupID].(*types.AttributeValueMemberS)
 	if !ok {
-		return Backup{}, false, nil
+		return "", false, nil
 	}
-	b, err := d.GetBackup(ctx, v.Value)
-	if err != nil {
-		return Backup{}, false, err
-	}
-	return b, true, nil
+	return v.Value, true, nil
 }
 
 // GetBackup reads a backup with a strongly consistent read.
@@ -329,17 +349,6 @@ func number(n int64) types.AttributeValue {
 func isConditionFailed(err error) bool {
 	var ccf *types.ConditionalCheckFailedException
 	return errors.As(err, &ccf)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // Config returns the table names the store works on.

@@ -23,13 +23,18 @@ package catalog
 // fixed-width UTC text ("2006-01-02T15:04:05.000000000Z") so that it sorts
 // as a string. No TTL on either table: backups are removed by erasure only.
 //
-// Idempotency (CreateBackup with an IdempotencyKey) writes the backup item
-// and its idempotency item in one TransactWriteItems, each conditional on
-// attribute_not_exists(id): of two concurrent requests with the same key
-// exactly one creates a backup, and the other reads the winner through the
-// idempotency item. A separate item, rather than a conditional put on the
-// backup itself, keeps backup ids random (not derived from caller input)
-// and costs nothing in the indexes.
+// Idempotency (CreateBackup with an IdempotencyKey) takes two conditional
+// puts, each attribute_not_exists(id): first the idempotency item, which
+// claims the key for a new backup id, then the backup item under that id.
+// A request that finds the key held returns the holder's backup, or, when
+// the holder has not written it yet (in flight or crashed), writes it under
+// the holder's id itself; whichever backup put succeeds reports created,
+// every other request gets that backup with created=false. A separate item,
+// rather than a conditional put on the backup itself, keeps backup ids
+// random (not derived from caller input) and costs nothing in the indexes.
+// (Not TransactWriteItems: it would do the same in one call on DynamoDB,
+// but moto rolls a failed transaction back by restoring a whole-table
+// snapshot, which loses concurrent writes, and the local stack runs on moto.)
 
 import (
 	"context"

@@ -105,6 +105,7 @@ type env struct {
 	s3      *s3.Client
 	store   *catalog.Dynamo
 	landing string
+	id      string // suffix of this test's bucket names
 	logs    *lockedBuffer
 	emf     *lockedBuffer
 	gcs     *emulator.GCS
@@ -118,9 +119,12 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, logs: &lockedBuffer{}, emf: &lockedBuffer{}, landing: "landing-" + randomHex(4)}
+	id := randomHex(4)
+	e := &env{t: t, id: id, logs: &lockedBuffer{}, emf: &lockedBuffer{}, landing: "landing-" + id}
 	e.s3 = s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle = true })
-	e.bucket(e.landing)
+	if _, err := e.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e.landing)}); err != nil {
+		t.Fatal(err)
+	}
 	names := catalog.Config{BackupsTable: "backups-" + randomHex(4), ReplicasTable: "replicas-" + randomHex(4)}
 	db := dynamodb.NewFromConfig(cfg)
 	if err := catalog.EnsureTables(ctx, db, names); err != nil {
@@ -132,9 +136,10 @@ func newEnv(t *testing.T) *env {
 	return e
 }
 
+// bucket creates this test's replica bucket called name.
 func (e *env) bucket(name string) {
 	e.t.Helper()
-	if _, err := e.s3.CreateBucket(e.t.Context(), &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+	if _, err := e.s3.CreateBucket(e.t.Context(), &s3.CreateBucketInput{Bucket: aws.String(e.real(name))}); err != nil {
 		e.t.Fatalf("create bucket %s: %v", name, err)
 	}
 }
@@ -145,7 +150,7 @@ func (e *env) bucket(name string) {
 // the provider stream.
 func (e *env) s3Provider(name, bucket, endpoint string) storage.Provider {
 	e.t.Helper()
-	p, err := s3p.New(e.t.Context(), s3p.Config{Name: name, Bucket: bucket, Region: emulator.MotoRegion,
+	p, err := s3p.New(e.t.Context(), s3p.Config{Name: name, Bucket: e.real(bucket), Region: emulator.MotoRegion,
 		Endpoint: endpoint, UsePathStyle: true, AccessKeyID: emulator.MotoAccessKeyID,
 		SecretAccessKey: secret.Secret(emulator.MotoSecretAccessKey)}, nil)
 	if err != nil {
@@ -153,6 +158,9 @@ func (e *env) s3Provider(name, bucket, endpoint string) storage.Provider {
 	}
 	return p
 }
+
+// real is the moto bucket behind this test's bucket name.
+func (e *env) real(name string) string { return name + "-" + e.id }
 
 // streamingS3 is an S3 provider that has to stream: same server, another
 // spelling of its address.

@@ -29,6 +29,11 @@ type outcome struct {
 	err      error
 }
 
+// errNotAttempted is what the gate hears when no transfer outcome says
+// anything about the provider; it wraps context.Canceled, which breakers
+// leave uncounted.
+var errNotAttempted = fmt.Errorf("replicate: transfer not attempted or not the provider's doing: %w", context.Canceled)
+
 func retry(what string, err error) outcome { return outcome{what: what, err: err} }
 
 func done(what string, bytes int64) outcome { return outcome{consumed: true, what: what, bytes: bytes} }
@@ -95,7 +100,7 @@ func (r *run) process(ctx context.Context) outcome {
 		return retry("provider unavailable; waiting", err)
 	}
 	if err := r.markCopying(ctx); err != nil {
-		gateDone(nil)
+		gateDone(errNotAttempted)
 		if errors.Is(err, errAlreadyVerified) {
 			return done("duplicate: verified meanwhile", 0)
 		}
@@ -118,7 +123,7 @@ func (r *run) process(ctx context.Context) outcome {
 
 	var bad *landingIntegrityError
 	if errors.As(err, &bad) {
-		gateDone(nil)
+		gateDone(errNotAttempted) // the landing object's fault, not the provider's
 		r.dropCopy(ctx)
 		return r.landingFailed(ctx, bad.reason)
 	}

@@ -82,7 +82,10 @@ func (c Config) Validate() error {
 // Gate is consulted before each transfer: a circuit breaker shared by every
 // instance (shared/breaker's *Breaker has this method). When Allow refuses,
 // the message waits in the queue and the replica is not counted as failed;
-// otherwise done is called exactly once with the transfer's outcome.
+// otherwise done is called exactly once with the transfer's outcome: nil,
+// the provider's error, or an error wrapping context.Canceled when nothing
+// was learnt about the provider (another delivery had the replica, or the
+// landing object was at fault), which a breaker should leave uncounted.
 type Gate interface {
 	Allow(ctx context.Context) (done func(error), err error)
 }

@@ -376,7 +376,7 @@ func TestWireFromEnvironment(t *testing.T) {
 	cfg, err := config.LoadReplicate(config.Map(map[string]string{
 		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": e.landing,
 		"BACKUPS_TABLE": e.store.Config().BackupsTable, "REPLICAS_TABLE": e.store.Config().ReplicasTable,
-		"PROVIDER": "s3", "S3_REPLICA_BUCKET": "replica",
+		"PROVIDER": "s3", "S3_REPLICA_BUCKET": e.real("replica"),
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -394,5 +394,37 @@ func TestWireFromEnvironment(t *testing.T) {
 	}
 	if st := e.backup(b.ID); st.Status != catalog.StatusAtRisk || !strings.Contains(st.StatusReason, "1 of 3 verified copies") {
 		t.Fatalf("backup %s %q", st.Status, st.StatusReason)
+	}
+}
+
+// recordingGate stands for a closed breaker and keeps what done reports.
+type recordingGate struct{ outcomes []error }
+
+func (g *recordingGate) Allow(context.Context) (func(error), error) {
+	return func(err error) { g.outcomes = append(g.outcomes, err) }, nil
+}
+
+// The gate hears one outcome per transfer: success, the provider's failure,
+// and nothing it should count when the landing object was at fault.
+func TestGateHearsEachTransferOnce(t *testing.T) {
+	e := newEnv(t)
+	g := &recordingGate{}
+	h := e.handler(e.streamingS3("later"), nil, g)
+	good := e.upload(randomBytes(2048), "")
+	handle(t, h, e.message(good, 1)) // bucket missing: provider failure
+	e.bucket("later")
+	handle(t, h, e.message(good, 2))                                  // success
+	handle(t, h, e.message(e.upload(randomBytes(2048), sum(nil)), 1)) // landing at fault
+	if len(g.outcomes) != 3 {
+		t.Fatalf("outcomes %v", g.outcomes)
+	}
+	if err := g.outcomes[0]; err == nil || errors.Is(err, context.Canceled) || storage.KindOf(err) != storage.NotFound {
+		t.Errorf("provider failure reported as %v", err)
+	}
+	if g.outcomes[1] != nil {
+		t.Errorf("success reported as %v", g.outcomes[1])
+	}
+	if !errors.Is(g.outcomes[2], context.Canceled) {
+		t.Errorf("landing fault reported as %v", g.outcomes[2])
 	}
 }

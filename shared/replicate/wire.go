@@ -20,9 +20,12 @@ import (
 // configuration and an AWS configuration (endpoint already applied):
 // the configured provider, the landing bucket reader, the DynamoDB catalog,
 // the policy table, JSON logs to logger and EMF metrics to metricsOut.
-// functions/replicate and the local stack call it alike. Gate and Progress
-// stay unset (no breaker, no live progress) until their packages are wired.
-func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *slog.Logger, metricsOut io.Writer) (*Handler, error) {
+// functions/replicate and the local stack call it alike. opts adjust the
+// ports before the Handler is built: that is where a circuit breaker
+// (Deps.Gate), a progress publisher (Deps.Progress) or provider decorators
+// (Deps.Provider) go in; without them there is no breaker and no live
+// progress.
+func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *slog.Logger, metricsOut io.Writer, opts ...func(*Deps)) (*Handler, error) {
 	ps, err := providers.Build(ctx, cfg.Providers.Select(cfg.Provider), awsCfg, logger)
 	if err != nil {
 		return nil, err
@@ -37,13 +40,17 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 		return nil, err
 	}
 	landing := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.AWS.EndpointURL != "" })
-	return New(Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
-		ResumeAbove: cfg.ResumeAbove}, Deps{
+	d := Deps{
 		Provider: p,
 		Landing:  NewLanding(landing, cfg.LandingBucket, cfg.AWS.EndpointURL),
 		Store:    store,
 		Policy:   cfg.Policy,
 		Logger:   logger,
 		Metrics:  metrics.NewEMF(metricsOut),
-	})
+	}
+	for _, o := range opts {
+		o(&d)
+	}
+	return New(Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
+		ResumeAbove: cfg.ResumeAbove}, d)
 }
