@@ -1,0 +1,78 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/wedsync/backup-replication/shared/storage"
+	"github.com/wedsync/backup-replication/shared/storage/gcs"
+	"github.com/wedsync/backup-replication/shared/storage/s3"
+	"github.com/wedsync/backup-replication/shared/storage/supabase"
+)
+
+// S3 builds S3 providers from cfg with the secret's credentials (S3Creds):
+// an access key pair directly, or a role assumed through STS with awsCfg's
+// own credentials (the function's role); the SDK renews the role's
+// temporary credentials itself. cfg's own credential fields are ignored.
+func S3(cfg s3.Config, awsCfg aws.Config, log *slog.Logger) Build {
+	return func(ctx context.Context, v Version) (storage.Provider, error) {
+		c, err := ParseS3(v.Value)
+		if err != nil {
+			return nil, err
+		}
+		cfg := cfg
+		if c.AccessKeyID != "" {
+			cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = c.AccessKeyID, c.SecretAccessKey, c.SessionToken
+			return s3.New(ctx, cfg, log)
+		}
+		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", ""
+		role := awsCfg.Copy()
+		role.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), c.RoleARN,
+			func(o *stscreds.AssumeRoleOptions) {
+				o.RoleSessionName = "wedsync-" + cfg.Name
+				if c.ExternalID != "" {
+					o.ExternalID = aws.String(c.ExternalID)
+				}
+			}))
+		return s3.NewWithClient(cfg, awss3.NewFromConfig(role, s3.ClientOptions(cfg)), log)
+	}
+}
+
+// GCS builds GCS providers from cfg with the secret's key file (GCSCreds).
+func GCS(cfg gcs.Config, log *slog.Logger) Build {
+	return func(ctx context.Context, v Version) (storage.Provider, error) {
+		c, err := ParseGCS(v.Value)
+		if err != nil {
+			return nil, err
+		}
+		cfg := cfg
+		cfg.CredentialsJSON = c.CredentialsJSON
+		return gcs.New(ctx, cfg, log)
+	}
+}
+
+// Supabase builds Supabase providers from cfg with the secret's service
+// key (SupabaseCreds); the secret's url, when set, overrides cfg.URL.
+func Supabase(cfg supabase.Config, log *slog.Logger) Build {
+	return func(ctx context.Context, v Version) (storage.Provider, error) {
+		c, err := ParseSupabase(v.Value)
+		if err != nil {
+			return nil, err
+		}
+		cfg := cfg
+		cfg.ServiceKey = c.ServiceKey
+		if c.URL != "" {
+			cfg.URL = c.URL
+		}
+		if cfg.URL == "" {
+			return nil, errors.New("supabase: no project URL in the configuration or the secret")
+		}
+		return supabase.New(cfg, log)
+	}
+}
