@@ -44,7 +44,7 @@ func TestPageAndPolicy(t *testing.T) {
 	}
 	csp := resp.Header.Get("Content-Security-Policy")
 	for _, tag := range []string{"script", "style"} {
-		m := regexp.MustCompile(`(?s)<` + tag + `>(.*?)</` + tag + `>`).FindAllStringSubmatch(doc, -1)
+		m := regexp.MustCompile(`(?s)<`+tag+`>(.*?)</`+tag+`>`).FindAllStringSubmatch(doc, -1)
 		if len(m) != 1 {
 			t.Fatalf("%d inline %s elements, want 1", len(m), tag)
 		}
