@@ -1,0 +1,188 @@
+package health
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/google/uuid"
+)
+
+// objectCreated is an EventBridge S3 "Object Created" event, the body the
+// replicate function reads from its queue (replicate.ParseEvent). Health
+// sends it to queue a copy again; detail.reason says who sent it.
+type objectCreated struct {
+	Version    string   `json:"version"`
+	ID         string   `json:"id"`
+	DetailType string   `json:"detail-type"`
+	Source     string   `json:"source"`
+	Account    string   `json:"account"`
+	Time       string   `json:"time"`
+	Region     string   `json:"region"`
+	Resources  []string `json:"resources"`
+	Detail     struct {
+		Version string `json:"version"`
+		Bucket  struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key  string `json:"key"`
+			Size int64  `json:"size"`
+			ETag string `json:"etag,omitempty"`
+		} `json:"object"`
+		RequestID string `json:"request-id"`
+		Requester string `json:"requester"`
+		Reason    string `json:"reason"`
+	} `json:"detail"`
+}
+
+// ReasonReconcile is the detail.reason of the events health sends.
+const ReasonReconcile = "HealthReconcile"
+
+// eventBody is the Object Created event of key (size bytes) in bucket.
+func eventBody(bucket, key string, size int64, etag string, at time.Time) string {
+	var e objectCreated
+	e.Version, e.ID, e.DetailType, e.Source = "0", uuid.NewString(), "Object Created", "aws.s3"
+	e.Time, e.Resources = at.UTC().Format(time.RFC3339), []string{"arn:aws:s3:::" + bucket}
+	e.Detail.Version, e.Detail.Bucket.Name = "0", bucket
+	e.Detail.Object.Key, e.Detail.Object.Size, e.Detail.Object.ETag = key, size, etag
+	e.Detail.RequestID, e.Detail.Requester, e.Detail.Reason = uuid.NewString(), "ws191-health", ReasonReconcile
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// enqueue sends the landing object's event to the provider's queue.
+func (h *Handler) enqueue(ctx context.Context, provider, key string, size int64, etag string) error {
+	q, ok := h.cfg.Queues[provider]
+	if !ok || q.URL == "" || h.d.Queues == nil {
+		return fmt.Errorf("no queue configured for provider %s", provider)
+	}
+	_, err := h.d.Queues.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:    aws.String(q.URL),
+		MessageBody: aws.String(eventBody(h.cfg.LandingBucket, key, size, etag, h.d.Now())),
+		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
+			"origin": {DataType: aws.String("String"), StringValue: aws.String("health")}},
+	})
+	if err != nil {
+		return fmt.Errorf("queue %s: %w", queueName(q.URL), err)
+	}
+	return nil
+}
+
+// depth is a queue's approximate number of visible messages.
+func (h *Handler) depth(ctx context.Context, url string) (int, error) {
+	out, err := h.d.Queues.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", queueName(url), err)
+	}
+	n, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: no message count", queueName(url))
+	}
+	return n, nil
+}
+
+// redrive moves q's dead letters back into q: with an SQS message move
+// task (returns -1: SQS moves them itself), or by receiving, sending and
+// deleting them (returns how many moved).
+func (h *Handler) redrive(ctx context.Context, q Queue) (int, error) {
+	if n, err := h.depth(ctx, q.DLQURL); err != nil || n == 0 {
+		return 0, err
+	}
+	if h.cfg.RedriveMode != RedriveCopy {
+		err := h.moveTask(ctx, q)
+		if err == nil || h.cfg.RedriveMode == RedriveMoveTask {
+			return -1, err
+		}
+		h.log.WarnContext(ctx, "message move task refused; moving dead letters one by one", "op", "redrive",
+			"queue", queueName(q.DLQURL), "error", err.Error())
+	}
+	return h.redriveByCopy(ctx, q)
+}
+
+func (h *Handler) moveTask(ctx context.Context, q Queue) error {
+	arn := func(url string) (string, error) {
+		out, err := h.d.Queues.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(url),
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+		if err != nil {
+			return "", err
+		}
+		return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)], nil
+	}
+	src, err := arn(q.DLQURL)
+	if err != nil {
+		return err
+	}
+	dst, err := arn(q.URL)
+	if err != nil {
+		return err
+	}
+	_, err = h.d.Queues.StartMessageMoveTask(ctx, &sqs.StartMessageMoveTaskInput{SourceArn: aws.String(src),
+		DestinationArn: aws.String(dst)})
+	return err
+}
+
+// redriveByCopy moves at most Config.RedriveMax dead letters, ten at a
+// time: each is sent to the queue (body and attributes kept) before it is
+// deleted, so a failure in between duplicates a message (replicate is
+// idempotent) and never loses one.
+func (h *Handler) redriveByCopy(ctx context.Context, q Queue) (int, error) {
+	moved := 0
+	for moved < h.cfg.RedriveMax && ctx.Err() == nil {
+		out, err := h.d.Queues.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.DLQURL),
+			MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			return moved, fmt.Errorf("redrive %s: %w", queueName(q.DLQURL), err)
+		}
+		if len(out.Messages) == 0 {
+			return moved, nil
+		}
+		batch := &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.URL)}
+		byID := map[string]sqstypes.Message{}
+		for i, m := range out.Messages {
+			id := strconv.Itoa(i)
+			byID[id] = m
+			batch.Entries = append(batch.Entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(id),
+				MessageBody: m.Body, MessageAttributes: m.MessageAttributes})
+		}
+		sent, err := h.d.Queues.SendMessageBatch(ctx, batch)
+		if err != nil {
+			return moved, fmt.Errorf("redrive to %s: %w", queueName(q.URL), err)
+		}
+		del := &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(q.DLQURL)}
+		for _, ok := range sent.Successful {
+			del.Entries = append(del.Entries, sqstypes.DeleteMessageBatchRequestEntry{Id: ok.Id,
+				ReceiptHandle: byID[aws.ToString(ok.Id)].ReceiptHandle})
+		}
+		if len(del.Entries) > 0 {
+			if _, err := h.d.Queues.DeleteMessageBatch(ctx, del); err != nil {
+				return moved, fmt.Errorf("redrive %s: delete: %w", queueName(q.DLQURL), err)
+			}
+		}
+		moved += len(del.Entries)
+		if len(sent.Failed) > 0 {
+			return moved, fmt.Errorf("redrive to %s: %d messages refused (%s)", queueName(q.URL), len(sent.Failed),
+				aws.ToString(sent.Failed[0].Code))
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return moved, errors.Join(errors.New("redrive cut short"), err)
+	}
+	return moved, fmt.Errorf("redrive %s: stopped after %d messages; the rest follow next round", queueName(q.DLQURL), moved)
+}
+
+// queueName is the last path segment of a queue URL.
+func queueName(url string) string {
+	if i := strings.LastIndex(strings.TrimRight(url, "/"), "/"); i >= 0 {
+		return strings.TrimRight(url, "/")[i+1:]
+	}
+	return url
+}
