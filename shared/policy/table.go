@@ -69,6 +69,19 @@ type Table struct {
 	MinDomains int `json:"minDomains,omitempty"`
 	// MinOutsideAWS is the number of verified copies off AWS needed (default 1).
 	MinOutsideAWS int `json:"minOutsideAws,omitempty"`
+	// Standby says what becomes of the standby's copies after backfill.
+	Standby Standby `json:"standby,omitzero"`
+}
+
+// Standby is the rule for copies a standby provider took while another
+// provider's circuit breaker was open (failover). Such a copy counts like
+// any other while it exists; once every non-standby provider holds its own
+// verified copy of the backup (backfill), it is kept or expired.
+type Standby struct {
+	// KeepAfterBackfill keeps the standby copy after backfill. false (the
+	// default) deletes it then, provided the backup stays PROTECTED
+	// without it.
+	KeepAfterBackfill bool `json:"keepAfterBackfill,omitempty"`
 }
 
 // Default thresholds of the 3-2-1 rule.
@@ -191,6 +204,15 @@ func (t Table) DownloadOrder() []Provider {
 		return out[i].Name < out[j].Name
 	})
 	return out
+}
+
+// StandbyProvider returns the standby, the first provider with role
+// standby in download order, if the table has one.
+func (t Table) StandbyProvider() (Provider, bool) {
+	if s := t.ByRole(RoleStandby); len(s) > 0 {
+		return s[0], true
+	}
+	return Provider{}, false
 }
 
 // ByRole returns the providers with role r, in download order.
