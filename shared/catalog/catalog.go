@@ -80,6 +80,9 @@ type Replica struct {
 	VerifiedAt     *time.Time `json:"verifiedAt,omitempty" dynamodbav:"verified_at,omitempty"`
 	UpdatedAt      time.Time  `json:"updatedAt" dynamodbav:"updated_at"`
 	Version        int64      `json:"version" dynamodbav:"version"`
+	// Note says, for a person, why the copy exists or went away, e.g.
+	// "standing in for s3" on a standby's failover copy.
+	Note string `json:"note,omitempty" dynamodbav:"note,omitempty"`
 }
 
 // Errors of the store.
