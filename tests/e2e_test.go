@@ -130,6 +130,7 @@ func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, d
 	size := data.size
 	created, err := c.CreateBackup(ctx, api.CreateBackupRequest{
 		OrganizationID: org, Name: name, Size: &size, SHA256: sha, ContentType: "application/octet-stream",
+		IdempotencyKey: "e2e-" + sha[:32],
 	})
 	if err != nil {
 		return api.BackupDetail{}, fmt.Errorf("POST /backups: %w", err)

@@ -61,7 +61,7 @@ func TestEventsInvoke(t *testing.T) {
 			t.Errorf("events cover %s, which template.yaml does not declare", id)
 		}
 	}
-	s := startStack(t, stack.Options{Functions: have, ScheduleInterval: -1, Instances: map[string]int{}})
+	s := startStack(t, stack.Options{ScheduleInterval: -1})
 	for _, id := range loadTemplate(t).FunctionIDs() {
 		t.Run(id, func(t *testing.T) {
 			if reason, skipped := s.Skipped[id]; skipped {

@@ -125,7 +125,9 @@ func startStack(t *testing.T, opts stack.Options) *stack.Stack {
 		opts.Output = f
 	}
 	opts.Root = repoRoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Generous: a cold build of the bootstraps compiles every dependency
+	// with the Makefile's flags, which takes minutes on a busy 2-core box.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	s, err := stack.Start(ctx, opts)
 	if err != nil {

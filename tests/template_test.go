@@ -21,6 +21,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/config"
 )
 
 // TestTemplateLint runs cfn-lint, as `make lint` and CI do.
@@ -459,3 +460,39 @@ func jsonText(v any) string {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestTemplateEnvLoads feeds each function's deployed environment (plus
+// what Lambda itself sets) to its loader in shared/config: a variable the
+// template misnames or forgets fails here, not at the first cold start.
+func TestTemplateEnvLoads(t *testing.T) {
+	tpl := loadTemplate(t)
+	env := func(id string) config.Getenv {
+		m := map[string]string{"AWS_REGION": "eu-west-2", "AWS_LAMBDA_FUNCTION_NAME": tpl.Functions[id].Name}
+		for k, v := range tpl.Functions[id].Env {
+			m[k] = v
+		}
+		return config.Map(m)
+	}
+	for _, id := range []string{"ReplicateSupabaseFunction", "ReplicateS3Function", "ReplicateGcsFunction"} {
+		c, err := config.LoadReplicate(env(id))
+		if err != nil {
+			t.Errorf("%s: %v", id, err)
+			continue
+		}
+		if c.Provider != tpl.Functions[id].Env["PROVIDER"] || c.Providers.S3.Endpoint != "" {
+			t.Errorf("%s: provider %q, S3 endpoint %q (want none on AWS)", id, c.Provider, c.Providers.S3.Endpoint)
+		}
+	}
+	if _, err := config.LoadAPI(env("ApiFunction")); err != nil {
+		t.Errorf("ApiFunction: %v", err)
+	}
+	c, err := config.LoadHealth(env("HealthFunction"))
+	if err != nil {
+		t.Errorf("HealthFunction: %v", err)
+	}
+	for _, p := range []string{"supabase", "s3", "gcs"} {
+		if q := c.Queues[p]; q.URL == "" || q.DLQURL == "" {
+			t.Errorf("HealthFunction: no queue or dead-letter queue for %s: %+v", p, q)
+		}
+	}
+}

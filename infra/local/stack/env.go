@@ -135,7 +135,7 @@ func (s *Stack) localEnv(wsEndpoint string) map[string]string {
 		"S3_ENDPOINT":               s.Moto.URL,
 		"S3_USE_PATH_STYLE":         "true",
 		"STORAGE_EMULATOR_HOST":     gcsHost,
-		"GCS_ENDPOINT":              s.GCS.Endpoint(),
+		"GCS_ENDPOINT":              s.GCS.URL, // the provider appends /storage/v1/
 		"SUPABASE_SERVICE_KEY":      s.Supabase.ServiceKey,
 		"API_JWT_SECRET":            DevJWTSecret,
 		"WS_ENDPOINT":               wsEndpoint,
