@@ -1,7 +1,7 @@
-// Command replicate is the per-provider replication Lambda: SQS batches of
-// landing-bucket "Object Created" events in, verified copies on the
-// provider named by PROVIDER out. Everything but the wiring lives in
-// shared/replicate; the variables are documented in shared/config.
+// Command replicate is the per-provider replication Lambda (PROVIDER):
+// landing events in, verified copies out, with breaker, queue, standby
+// and live progress (WS_ENDPOINT) wired by replicate.Wire. The variables
+// are documented in shared/config.
 package main
 
 import (
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/replicate"
 )
 
@@ -21,9 +22,16 @@ func main() {
 	cfg, err := config.LoadReplicate(config.OS)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("provider", cfg.Provider)
 	awsCfg, aerr := cfg.AWS.Config(ctx)
+	var opts []replicate.Option
+	if err = errors.Join(err, aerr); err == nil && cfg.WSEndpoint != "" && cfg.Tables.Connections != "" {
+		var pub *publish.Publisher
+		if pub, err = publish.Wire(awsCfg, cfg.WSEndpoint, cfg.Tables.Connections, publish.Config{}, log); err == nil {
+			opts = append(opts, replicate.WithProgress(pub))
+		}
+	}
 	var h *replicate.Handler
-	if err = errors.Join(err, aerr); err == nil {
-		h, err = replicate.Wire(ctx, cfg, awsCfg, log, os.Stdout)
+	if err == nil {
+		h, err = replicate.Wire(ctx, cfg, awsCfg, log, os.Stdout, opts...)
 	}
 	if err != nil {
 		log.Error("replicate cannot start", "op", "init", "error", replicate.Redact(err.Error()))

@@ -41,12 +41,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// testTable is a 3-2-1 table over the three providers a test can run: two
-// S3 buckets on moto (distinct failure domains) and fake-gcs-server.
+// testTable is a 3-2-1 table over the providers a test can run: two S3
+// buckets on moto (distinct failure domains), fake-gcs-server, and a
+// standby S3 bucket in the same domain as "s3".
 var testTable = policy.Table{Providers: []policy.Provider{
 	{Name: "s3", Role: policy.RoleSecondary, Cloud: "aws", Domain: "replica", Order: 2},
 	{Name: "s3-copy", Role: policy.RolePrimary, Cloud: "aws", Domain: "other-account", Order: 1},
 	{Name: "gcs", Role: policy.RoleOffsite, Cloud: "gcp", Domain: "proj", Order: 3},
+	{Name: "s3-standby", Role: policy.RoleStandby, Cloud: "aws", Domain: "replica", Order: 4},
 }}
 
 // lockedBuffer collects log or metric lines from concurrent writers.
@@ -189,11 +191,23 @@ func (e *env) gcsProvider() storage.Provider {
 // handler builds the handler for p; gate may be nil.
 func (e *env) handler(p storage.Provider, progress Publisher, gate Gate) *Handler {
 	e.t.Helper()
-	log := slog.New(slog.NewJSONHandler(e.logs, nil))
-	h, err := New(Config{Provider: p.Name(), LandingBucket: e.landing}, Deps{
-		Provider: p, Landing: NewLanding(e.s3, e.landing, moto.URL), Store: e.store, Policy: testTable,
-		Logger: log, Metrics: metrics.NewEMF(e.emf), Progress: progress, Gate: gate,
-	})
+	return e.handlerWith(p, nil, func(d *Deps) { d.Progress, d.Gate = progress, gate })
+}
+
+// handlerWith builds the handler for p, letting cfg and deps adjust it.
+func (e *env) handlerWith(p storage.Provider, cfg func(*Config), deps func(*Deps)) *Handler {
+	e.t.Helper()
+	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	c := Config{Provider: p.Name(), LandingBucket: e.landing}
+	d := Deps{Provider: p, Landing: NewLanding(e.s3, e.landing, moto.URL), Store: e.store, Policy: testTable,
+		Logger: log, Metrics: metrics.NewEMF(e.emf)}
+	if cfg != nil {
+		cfg(&c)
+	}
+	if deps != nil {
+		deps(&d)
+	}
+	h, err := New(c, d)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -11,22 +11,35 @@ import (
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
-// run is the processing of one record.
+// run is the processing of one record for one target: the handler's own
+// provider, or the standby standing in for it.
 type run struct {
 	h       *Handler
+	tg      *target
 	ev      ObjectEvent
 	attempt int
 	log     *slog.Logger
 	b       catalog.Backup
 	rep     catalog.Replica
+	// note is written on the replica when it is verified ("standing in
+	// for s3" on a standby's copy).
+	note string
 }
 
 // outcome is what became of one record.
 type outcome struct {
-	consumed bool   // false: report a batch item failure
+	consumed bool   // false: report a batch item failure (or wait)
 	what     string // for the log line
 	bytes    int64
 	err      error
+	// waiting: the provider's breaker refused; the message waits (is
+	// re-sent after wait) and is not counted as failed.
+	waiting bool
+	wait    time.Duration
+	// verified: this run verified a copy.
+	verified bool
+	// landing: the landed bytes broke their declaration (backup FAILED).
+	landing bool
 }
 
 // errNotAttempted is what the gate hears when no transfer outcome says
@@ -34,7 +47,7 @@ type outcome struct {
 // leave uncounted.
 var errNotAttempted = fmt.Errorf("replicate: transfer not attempted or not the provider's doing: %w", context.Canceled)
 
-func retry(what string, err error) outcome { return outcome{what: what, err: err} }
+func retryLater(what string, err error) outcome { return outcome{what: what, err: err} }
 
 func done(what string, bytes int64) outcome { return outcome{consumed: true, what: what, bytes: bytes} }
 
@@ -45,13 +58,13 @@ func (r *run) process(ctx context.Context) outcome {
 		// The API writes the record before it hands out an upload URL, so
 		// this is a stray object or a record not yet visible. Keep the
 		// message: retried, then dead-lettered, never dropped.
-		return retry("no backup record", err)
+		return retryLater("no backup record", err)
 	}
 	if err != nil {
-		return retry("catalog unavailable", err)
+		return retryLater("catalog unavailable", err)
 	}
 	if b.OrganizationID != ev.OrganizationID || (b.LandingKey != "" && b.LandingKey != ev.Key) {
-		return retry("key does not match the backup record",
+		return retryLater("key does not match the backup record",
 			fmt.Errorf("%w: key %q, record says organization %q key %q", errMalformed, clip(ev.Key), b.OrganizationID, b.LandingKey))
 	}
 	r.b = b
@@ -61,61 +74,89 @@ func (r *run) process(ctx context.Context) outcome {
 	case catalog.StatusErased:
 		return done("skipped: backup erased", 0)
 	}
-
-	rep, err := h.d.Store.GetReplica(ctx, b.ID, h.cfg.Provider)
-	switch {
-	case errors.Is(err, catalog.ErrNotFound):
-		rep = catalog.Replica{BackupID: b.ID, Provider: h.cfg.Provider, State: catalog.ReplicaPending, Key: ev.Key}
-	case err != nil:
-		return retry("catalog unavailable", err)
+	if err := r.loadReplica(ctx); err != nil {
+		return retryLater("catalog unavailable", err)
 	}
-	r.rep = rep
-	if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == b.SHA256 {
+	if r.verifiedAlready() {
 		// A duplicate or late delivery. Settle the backup's standing anyway,
 		// in case the run that verified stopped before doing so.
 		if _, err := r.settle(ctx); err != nil {
-			return retry("catalog unavailable", err)
+			return retryLater("catalog unavailable", err)
 		}
+		r.expireStandby(ctx)
 		return done("duplicate: already verified", 0)
 	}
-
-	obj, err := h.d.Landing.Head(ctx, ev.Key)
+	obj, out, ok := r.landed(ctx)
+	if !ok {
+		return out
+	}
+	gateDone, err := r.tg.gate.Allow(ctx)
 	if err != nil {
-		return retry("landing object unreadable", err)
+		if wait, refused := refusal(err, h.d.Now()); refused {
+			return r.failover(ctx, obj, wait, err)
+		}
+		return retryLater("circuit breaker unreadable", err)
 	}
-	if obj.Size != b.Size {
-		return r.landingFailed(ctx, fmt.Sprintf("landed object has %d bytes, declared %d", obj.Size, b.Size))
+	out = r.copy(ctx, obj, gateDone)
+	if out.verified {
+		r.expireStandby(ctx)
 	}
-	if obj.SHA256 != "" && obj.SHA256 != b.SHA256 {
-		return r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", obj.SHA256, b.SHA256))
+	return out
+}
+
+// loadReplica reads the target's replica record, or starts a PENDING one.
+func (r *run) loadReplica(ctx context.Context) error {
+	rep, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.tg.name)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		rep = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, State: catalog.ReplicaPending, Key: r.ev.Key}
+	case err != nil:
+		return err
+	}
+	r.rep = rep
+	return nil
+}
+
+func (r *run) verifiedAlready() bool {
+	return r.rep.State == catalog.ReplicaVerified && r.rep.VerifiedSHA256 == r.b.SHA256
+}
+
+// landed checks the landing object against the declaration and records
+// that it landed; ok false means out says what became of the record.
+func (r *run) landed(ctx context.Context) (obj LandingObject, out outcome, ok bool) {
+	obj, err := r.h.d.Landing.Head(ctx, r.ev.Key)
+	if err != nil {
+		return obj, retryLater("landing object unreadable", err), false
+	}
+	if obj.Size != r.b.Size {
+		return obj, r.landingFailed(ctx, fmt.Sprintf("landed object has %d bytes, declared %d", obj.Size, r.b.Size)), false
+	}
+	if obj.SHA256 != "" && obj.SHA256 != r.b.SHA256 {
+		return obj, r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", obj.SHA256, r.b.SHA256)), false
 	}
 	if err := r.markLanded(ctx, obj.LastModified); err != nil {
-		return retry("catalog unavailable", err)
+		return obj, retryLater("catalog unavailable", err), false
 	}
+	return obj, outcome{}, true
+}
 
-	gateDone, err := h.d.Gate.Allow(ctx)
-	if err != nil {
-		// The provider is known to be down: the message waits in the queue
-		// and this is not counted against the replica.
-		return retry("provider unavailable; waiting", err)
-	}
+// copy claims the replica, transfers and verifies with retries, and
+// records the result; gateDone hears the transfer's outcome once.
+func (r *run) copy(ctx context.Context, obj LandingObject, gateDone func(error)) outcome {
 	if err := r.markCopying(ctx); err != nil {
 		gateDone(errNotAttempted)
 		if errors.Is(err, errAlreadyVerified) {
 			return done("duplicate: verified meanwhile", 0)
 		}
 		if errors.Is(err, catalog.ErrConflict) {
-			return retry("another delivery is copying", err)
+			return retryLater("another delivery is copying", err)
 		}
-		return retry("catalog unavailable", err)
+		return retryLater("catalog unavailable", err)
 	}
 	r.publish(ctx, catalog.ReplicaCopying, 0, "", "")
 
 	tctx, cancel := r.transferContext(ctx)
-	x, err := r.transfer(tctx, obj)
-	if err == nil {
-		x.evidence, err = r.verify(tctx, obj, x)
-	}
+	x, err := r.transferAndVerify(tctx, obj)
 	if err != nil {
 		err = r.blame(tctx, obj, x, err)
 	}
@@ -148,10 +189,12 @@ func (r *run) process(ctx context.Context) outcome {
 	}
 	res, err := r.settle(rctx)
 	if err != nil {
-		return outcome{what: "verified; standing not settled", bytes: x.bytes, err: err}
+		return outcome{what: "verified; standing not settled", bytes: x.bytes, err: err, verified: true}
 	}
 	r.publish(rctx, catalog.ReplicaVerified, x.bytes, "", res.Status)
-	return done("verified by "+x.evidence+" after "+x.method, x.bytes)
+	out := done("verified by "+x.evidence+" after "+x.method, x.bytes)
+	out.verified = true
+	return out
 }
 
 // landingFailed marks the backup FAILED because its landed bytes do not
@@ -170,7 +213,7 @@ func (r *run) landingFailed(ctx context.Context, reason string) outcome {
 		return true, nil
 	})
 	if err != nil {
-		return retry("integrity failure not recorded", err)
+		return retryLater("integrity failure not recorded", err)
 	}
 	if r.rep.Version > 0 {
 		if err := r.markFailed(rctx, storage.NewError("verify", LandingName, r.ev.Key, storage.Integrity, errors.New(reason))); err != nil {
@@ -178,7 +221,9 @@ func (r *run) landingFailed(ctx context.Context, reason string) outcome {
 		}
 	}
 	r.publish(rctx, catalog.ReplicaFailed, 0, reason, catalog.StatusFailed)
-	return done("landing integrity failure", 0)
+	out := done("landing integrity failure", 0)
+	out.landing = true
+	return out
 }
 
 // dropCopy removes whatever a failed transfer left on the provider, best
@@ -186,7 +231,7 @@ func (r *run) landingFailed(ctx context.Context, reason string) outcome {
 func (r *run) dropCopy(ctx context.Context) {
 	rctx, cancel := r.recordContext(ctx)
 	defer cancel()
-	if err := r.h.d.Provider.Delete(rctx, r.ev.Key); err != nil {
+	if err := r.tg.p.Delete(rctx, r.ev.Key); err != nil {
 		r.log.WarnContext(ctx, "could not delete an unverified copy", "op", "delete", "error", Redact(err.Error()))
 	}
 }
@@ -207,7 +252,7 @@ func (r *run) recordContext(ctx context.Context) (context.Context, context.Cance
 
 func (r *run) publish(ctx context.Context, state catalog.ReplicaState, bytes int64, errText string, status catalog.Status) {
 	r.h.d.Progress.Progress(ctx, ProgressEvent{
-		BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.h.cfg.Provider, State: state,
+		BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.tg.name, State: state,
 		Bytes: bytes, Total: r.b.Size, Attempt: r.rep.Attempts, BackupStatus: status, Error: errText, At: r.h.d.Now().UTC(),
 	})
 }

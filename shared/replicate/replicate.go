@@ -10,17 +10,26 @@
 //   - copied and verified, or already verified (a duplicate): consumed;
 //   - the landed bytes do not match the declared SHA-256: the backup becomes
 //     FAILED, nothing is replicated, and the message is consumed;
-//   - a provider or catalog failure: the replica is recorded FAILED (with
-//     attempts and a redacted last error) and the message is returned as a
-//     batch item failure, so SQS delivers it again after its visibility
-//     timeout;
+//   - the provider's circuit breaker refuses (Gate): the provider is down,
+//     so the message waits in the queue (the offline queue) without being
+//     counted as failed and without touching the replica (see queue.go for
+//     how it waits without dead-lettering); meanwhile, when the policy has
+//     a standby, the copy goes to the standby so the backup can still reach
+//     PROTECTED (failover.go), and the provider is backfilled once its
+//     breaker lets transfers through again;
+//   - a provider or catalog failure: retried within the invocation
+//     (Config.Retry: full-jitter backoff for transient and throttled
+//     errors, bounded by the time left), then the replica is recorded
+//     FAILED (with attempts and a redacted last error) and the message is
+//     returned as a batch item failure whose visibility timeout grows with
+//     its receive count (retry.VisibilityTimeout), until the queue's
+//     redrive policy dead-letters it after maxReceiveCount receives;
 //   - a message that can never succeed (malformed body, key outside
 //     backups/{org}/{id}, a bucket other than the landing bucket) and a
 //     message whose backup record does not exist: a batch item failure
-//     too, logged as such, so that the queue's redrive policy moves it to
-//     the dead-letter queue after maxReceiveCount receives. Nothing is
-//     dropped silently: the dead-letter queue keeps it for inspection and
-//     redrive.
+//     too, logged as such, so that the redrive policy moves it to the
+//     dead-letter queue. Nothing is dropped silently: the dead-letter queue
+//     keeps it for inspection and redrive.
 package replicate
 
 import (
@@ -37,14 +46,20 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/metrics"
 	"github.com/wedsync/backup-replication/shared/policy"
+	"github.com/wedsync/backup-replication/shared/retry"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
 // Defaults of Config.
 const (
-	DefaultConcurrency = 4
-	DefaultResumeAbove = 32 << 20
-	DefaultReserve     = 10 * time.Second
+	DefaultConcurrency     = 4
+	DefaultResumeAbove     = 32 << 20
+	DefaultReserve         = 10 * time.Second
+	DefaultVisibilityBase  = 30 * time.Second
+	DefaultVisibilityLimit = 2 * time.Hour
+	DefaultParkMin         = 10 * time.Second
+	// MaxParkDelay is SQS's longest message delay (DelaySeconds 900).
+	MaxParkDelay = 15 * time.Minute
 )
 
 // Config is what one replicate deployment serves.
@@ -62,6 +77,24 @@ type Config struct {
 	// Reserve is time kept back from a transfer, before the invocation's
 	// deadline, to record its outcome.
 	Reserve time.Duration
+	// Retry is how a transfer (and its verification) is retried within
+	// the invocation: transient and throttled errors only, full jitter,
+	// never past the transfer's deadline. The zero Policy uses
+	// retry's defaults; MaxAttempts 1 disables retries.
+	Retry retry.Policy
+	// QueueURL is this provider's queue. With it (and Deps.Queue) failed
+	// messages get a visibility timeout growing with their receive count,
+	// and messages waiting for an open breaker are re-sent with a delay
+	// (see queue.go). Without it they come back after the queue's own
+	// visibility timeout.
+	QueueURL string
+	// VisibilityBase and VisibilityLimit shape the visibility timeout of a
+	// failed message: retry.VisibilityTimeout(receiveCount, base, limit).
+	VisibilityBase, VisibilityLimit time.Duration
+	// ParkMin is the shortest wait of a message whose provider's breaker
+	// is open (or half-open with its trial slots taken); ParkMax the
+	// longest (at most MaxParkDelay, SQS's limit on DelaySeconds).
+	ParkMin, ParkMax time.Duration
 }
 
 // Validate reports every problem at once.
@@ -76,16 +109,30 @@ func (c Config) Validate() error {
 	if c.Concurrency < 0 || c.ResumeAbove < 0 || c.Reserve < 0 {
 		errs = append(errs, errors.New("replicate: negative concurrency, resume size or reserve"))
 	}
+	if c.VisibilityBase < 0 || c.VisibilityLimit < 0 || c.ParkMin < 0 || c.ParkMax < 0 {
+		errs = append(errs, errors.New("replicate: negative visibility or park duration"))
+	}
+	if c.ParkMax > MaxParkDelay || c.ParkMin > MaxParkDelay {
+		errs = append(errs, fmt.Errorf("replicate: park durations above %s (SQS's longest delay)", MaxParkDelay))
+	}
+	if err := c.Retry.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
 // Gate is consulted before each transfer: a circuit breaker shared by every
-// instance (shared/breaker's *Breaker has this method). When Allow refuses,
-// the message waits in the queue and the replica is not counted as failed;
-// otherwise done is called exactly once with the transfer's outcome: nil,
-// the provider's error, or an error wrapping context.Canceled when nothing
-// was learnt about the provider (another delivery had the replica, or the
-// landing object was at fault), which a breaker should leave uncounted.
+// instance (shared/breaker's *Breaker has this method). A refusal is an
+// error matching breaker.ErrOpen (a *breaker.Rejection's RetryAt says when
+// to come back): the message waits in the queue, the replica is not
+// counted as failed, and the copy fails over to the standby. Any other
+// error (the breaker's state unreadable) fails the delivery like a
+// catalog error would. When Allow lets the transfer through, done is
+// called exactly once with its outcome, after the retries within the
+// invocation: nil, the provider's error, or an error wrapping
+// context.Canceled when nothing was learnt about the provider (another
+// delivery had the replica, or the landing object was at fault), which a
+// breaker should leave uncounted.
 type Gate interface {
 	Allow(ctx context.Context) (done func(error), err error)
 }
@@ -111,26 +158,63 @@ type Publisher interface {
 	Progress(ctx context.Context, ev ProgressEvent)
 }
 
+// Flusher is a Publisher that can be asked to send what it holds before
+// an invocation ends (shared/publish's Publisher is one).
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
 // Deps are the ports a Handler works through.
 type Deps struct {
-	Provider storage.Provider // the destination (decorators welcome)
-	Landing  *Landing         // the landing bucket
+	// Provider is the destination. Decorators for logging are welcome; a
+	// breaker decorator is not (the Gate is the breaker: each transfer
+	// would count twice), nor a retry decorator (the handler retries
+	// whole transfers itself, Config.Retry).
+	Provider storage.Provider
+	Landing  *Landing // the landing bucket
 	Store    catalog.Store
 	Policy   policy.Table
 	Logger   *slog.Logger    // JSON handler; nil: discard
 	Metrics  metrics.Emitter // nil: discard
 	Progress Publisher       // nil: none
-	Gate     Gate            // nil: always allow
-	Now      func() time.Time
+	Gate     Gate            // Provider's breaker; nil: always allow
+	// Standby is the policy's standby provider (failover target) and
+	// StandbyGate its breaker; nil Standby: no failover. Ignored when the
+	// standby is Provider itself.
+	Standby     storage.Provider
+	StandbyGate Gate
+	// Queue reaches Config.QueueURL; nil: visibility and re-sends are left
+	// to the queue's defaults.
+	Queue QueueAPI
+	Now   func() time.Time
+}
+
+// target is one provider the handler writes to: its own, or the standby.
+type target struct {
+	name string
+	p    storage.Provider
+	copy storage.Copier
+	res  storage.Resumer
+	gate Gate
+}
+
+func newTarget(p storage.Provider, gate Gate) *target {
+	if gate == nil {
+		gate = openGate{}
+	}
+	t := &target{name: p.Name(), p: p, gate: gate}
+	t.copy, _ = storage.As[storage.Copier](p)
+	t.res, _ = storage.As[storage.Resumer](p)
+	return t
 }
 
 // Handler replicates landed backups to one provider.
 type Handler struct {
-	cfg  Config
-	d    Deps
-	log  *slog.Logger
-	copy storage.Copier
-	res  storage.Resumer
+	cfg     Config
+	d       Deps
+	log     *slog.Logger
+	own     *target
+	standby *target // nil: no failover
 }
 
 // New checks cfg and deps and returns a Handler.
@@ -144,6 +228,11 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if _, ok := d.Policy.Provider(cfg.Provider); !ok {
 		errs = append(errs, fmt.Errorf("replicate: provider %q is not in the policy table", cfg.Provider))
 	}
+	if d.Standby != nil {
+		if row, ok := d.Policy.Provider(d.Standby.Name()); !ok || row.Role != policy.RoleStandby {
+			errs = append(errs, fmt.Errorf("replicate: standby %q is not a standby in the policy table", d.Standby.Name()))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -156,6 +245,19 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if cfg.Reserve == 0 {
 		cfg.Reserve = DefaultReserve
 	}
+	if cfg.VisibilityBase == 0 {
+		cfg.VisibilityBase = DefaultVisibilityBase
+	}
+	if cfg.VisibilityLimit == 0 {
+		cfg.VisibilityLimit = DefaultVisibilityLimit
+	}
+	if cfg.ParkMin == 0 {
+		cfg.ParkMin = DefaultParkMin
+	}
+	if cfg.ParkMax == 0 {
+		cfg.ParkMax = MaxParkDelay
+	}
+	cfg.ParkMin = min(cfg.ParkMin, cfg.ParkMax)
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -165,15 +267,13 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	if d.Progress == nil {
 		d.Progress = nopPublisher{}
 	}
-	if d.Gate == nil {
-		d.Gate = openGate{}
-	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	h := &Handler{cfg: cfg, d: d, log: d.Logger.With("provider", cfg.Provider)}
-	h.copy, _ = storage.As[storage.Copier](d.Provider)
-	h.res, _ = storage.As[storage.Resumer](d.Provider)
+	h := &Handler{cfg: cfg, d: d, log: d.Logger.With("provider", cfg.Provider), own: newTarget(d.Provider, d.Gate)}
+	if d.Standby != nil && d.Standby.Name() != cfg.Provider {
+		h.standby = newTarget(d.Standby, d.StandbyGate)
+	}
 	return h, nil
 }
 
@@ -188,7 +288,9 @@ func (openGate) Allow(context.Context) (func(error), error) { return func(error)
 // Handle processes an SQS batch. It never returns an error and never
 // panics: each record that must be seen again is listed in
 // BatchItemFailures (the event source mapping needs
-// FunctionResponseTypes: ReportBatchItemFailures).
+// FunctionResponseTypes: ReportBatchItemFailures), with its visibility
+// timeout set (Config.QueueURL); a record waiting for an open breaker is
+// re-sent with a delay and consumed (queue.go).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	var (
 		mu     sync.Mutex
@@ -202,7 +304,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			if !h.handleRecord(ctx, msg) {
+			if !h.dispose(ctx, msg, h.handleRecord(ctx, msg)) {
 				mu.Lock()
 				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
 				mu.Unlock()
@@ -210,18 +312,37 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 		}()
 	}
 	wg.Wait()
+	if f, ok := h.d.Progress.(Flusher); ok {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushWait)
+		if err := f.Flush(fctx); err != nil {
+			h.log.WarnContext(ctx, "progress not all sent before the invocation ended", "op", "publish", "error", Redact(err.Error()))
+		}
+		cancel()
+	}
 	return events.SQSEventResponse{BatchItemFailures: failed}, nil
 }
 
-// handleRecord reports whether the message is consumed.
-func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (consumed bool) {
+// flushWait bounds the progress flush at the end of an invocation.
+const flushWait = 2 * time.Second
+
+// receiveCount is the message's ApproximateReceiveCount (1 when absent).
+func receiveCount(msg events.SQSMessage) int {
+	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// handleRecord processes one message and says what became of it.
+func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (out outcome) {
 	start := h.d.Now()
-	attempt, _ := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
+	attempt := receiveCount(msg)
 	log := h.log.With("message_id", msg.MessageId, "attempt", attempt)
 	defer func() {
 		if r := recover(); r != nil {
 			log.ErrorContext(ctx, "replicate panicked; message returned to the queue", "op", "replicate", "panic", Redact(fmt.Sprint(r)))
-			consumed = false
+			out = outcome{what: "panic"}
 		}
 	}()
 	ev, err := ParseEvent(msg.Body)
@@ -231,14 +352,14 @@ func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (cons
 	if err != nil {
 		log.ErrorContext(ctx, "malformed message; returned to the queue for the dead-letter queue", "op", "parse",
 			"error", Redact(err.Error()), "duration_ms", ms(h.d.Now().Sub(start)))
-		h.emit("replicate", 0, h.d.Now().Sub(start), true, "")
-		return false
+		h.emit(h.cfg.Provider, "replicate", 0, h.d.Now().Sub(start), true, "")
+		return outcome{what: "malformed", err: err}
 	}
-	r := &run{h: h, ev: ev, attempt: attempt, log: log.With("backup_id", ev.BackupID)}
-	out := r.process(ctx)
+	r := &run{h: h, tg: h.own, ev: ev, attempt: attempt, log: log.With("backup_id", ev.BackupID)}
+	out = r.process(ctx)
 	d := h.d.Now().Sub(start)
 	level := slog.LevelInfo
-	if !out.consumed {
+	if !out.consumed && !out.waiting {
 		level = slog.LevelWarn
 	}
 	attrs := []any{"op", "replicate", "outcome", out.what, "bytes", out.bytes, "duration_ms", ms(d)}
@@ -246,12 +367,12 @@ func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (cons
 		attrs = append(attrs, "error", Redact(out.err.Error()), "kind", storage.KindOf(out.err).String())
 	}
 	r.log.Log(ctx, level, "replicate "+out.what, attrs...)
-	h.emit("replicate", out.bytes, d, !out.consumed, ev.BackupID)
-	return out.consumed
+	h.emit(h.cfg.Provider, "replicate", out.bytes, d, !out.consumed && !out.waiting, ev.BackupID)
+	return out
 }
 
-func (h *Handler) emit(op string, bytes int64, d time.Duration, failed bool, backupID string) {
-	m := metrics.Measurement{Provider: h.cfg.Provider, Operation: op, Count: 1, Bytes: bytes, Duration: d}
+func (h *Handler) emit(provider, op string, bytes int64, d time.Duration, failed bool, backupID string) {
+	m := metrics.Measurement{Provider: provider, Operation: op, Count: 1, Bytes: bytes, Duration: d}
 	if failed {
 		m.Errors = 1
 	}

@@ -303,25 +303,25 @@ func TestProviderFailureIsRetried(t *testing.T) {
 	}
 }
 
-// refusingGate stands for an open circuit breaker.
-type refusingGate struct{}
+// failingGate stands for a breaker whose state cannot be read.
+type failingGate struct{}
 
-func (refusingGate) Allow(context.Context) (func(error), error) {
-	return nil, errors.New("breaker s3 open")
+func (failingGate) Allow(context.Context) (func(error), error) {
+	return nil, errors.New("breakers table unreachable")
 }
 
-// While the provider's breaker is open the message waits in the queue and
-// the replica is not counted as a failed attempt.
-func TestOpenGateWaitsWithoutCountingAFailure(t *testing.T) {
+// A breaker that cannot be read fails the delivery (it is retried and,
+// if it persists, dead-lettered) without touching the replica.
+func TestUnreadableGateFailsTheDelivery(t *testing.T) {
 	e := newEnv(t)
 	e.bucket("replica")
 	b := e.upload(randomBytes(1024), "")
 	msg := e.message(b, 1)
-	if failed := handle(t, e.handler(e.streamingS3("replica"), nil, refusingGate{}), msg); !slices.Equal(failed, []string{msg.MessageId}) {
+	if failed := handle(t, e.handler(e.streamingS3("replica"), nil, failingGate{}), msg); !slices.Equal(failed, []string{msg.MessageId}) {
 		t.Fatalf("failed %v", failed)
 	}
 	if _, err := e.store.GetReplica(t.Context(), b.ID, "s3"); !errors.Is(err, catalog.ErrNotFound) {
-		t.Fatalf("replica touched while the gate was closed: %v", err)
+		t.Fatalf("replica touched while the gate was unreadable: %v", err)
 	}
 }
 

@@ -145,7 +145,7 @@ func (r *run) markVerified(ctx context.Context, evidence string) error {
 	return r.putReplica(ctx, func(rep *catalog.Replica) bool {
 		rep.State, rep.Key, rep.Bytes = catalog.ReplicaVerified, r.ev.Key, r.b.Size
 		rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = r.b.SHA256, evidence, &now
-		rep.LastError, rep.LastErrorKind, rep.ResumeState = "", "", ""
+		rep.LastError, rep.LastErrorKind, rep.ResumeState, rep.Note = "", "", "", r.note
 		return true
 	})
 }
@@ -167,7 +167,7 @@ func (r *run) saveResume(ctx context.Context, state string) error {
 // replicaUnchanged reports whether the stored replica is still the one this
 // delivery wrote (nobody else claimed or verified it since).
 func (r *run) replicaUnchanged(ctx context.Context) bool {
-	cur, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.h.cfg.Provider)
+	cur, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.tg.name)
 	return err == nil && cur.Version == r.rep.Version
 }
 
@@ -177,10 +177,10 @@ func (r *run) putReplica(ctx context.Context, change func(rep *catalog.Replica) 
 	rep := r.rep
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
-			cur, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.h.cfg.Provider)
+			cur, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.tg.name)
 			switch {
 			case errors.Is(err, catalog.ErrNotFound):
-				cur = catalog.Replica{BackupID: r.b.ID, Provider: r.h.cfg.Provider, Key: r.ev.Key}
+				cur = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, Key: r.ev.Key}
 			case err != nil:
 				return err
 			}

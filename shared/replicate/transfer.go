@@ -8,8 +8,10 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/retry"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
@@ -54,15 +56,53 @@ func (r *run) putOptions(total int64) storage.PutOptions {
 	}
 }
 
+// transferAndVerify transfers and verifies, retrying within the
+// invocation (Config.Retry) what may succeed when repeated: a failed
+// transfer starts again from the landing object (re-opened at the start,
+// or resumed from the state its last attempt saved), a failed
+// verification is repeated without copying again. Nothing is retried once
+// the landing bytes were seen to break their declaration.
+func (r *run) transferAndVerify(ctx context.Context, obj LandingObject) (xfer, error) {
+	var x xfer
+	copied := false
+	pol := r.h.cfg.Retry
+	retryable := pol.Retryable
+	if retryable == nil {
+		retryable = storage.Retryable
+	}
+	pol.Retryable = func(err error) bool {
+		return retryable(err) && (x.read == nil || x.read.bad == nil)
+	}
+	if pol.OnRetry == nil {
+		pol.OnRetry = func(ctx context.Context, attempt int, err error, wait time.Duration) {
+			r.log.InfoContext(ctx, "transfer retry", "op", "retry", "provider", r.tg.name, "retry", attempt,
+				"wait_ms", ms(wait), "kind", storage.KindOf(err).String(), "error", Redact(err.Error()))
+		}
+	}
+	err := retry.Do(ctx, pol, func(ctx context.Context) error {
+		if !copied {
+			var err error
+			if x, err = r.transfer(ctx, obj); err != nil {
+				return err
+			}
+			copied = true
+		}
+		var err error
+		x.evidence, err = r.verify(ctx, obj, x)
+		return err
+	})
+	return x, err
+}
+
 // transfer puts the landing object on the provider: server-side when the
 // provider can copy from the landing bucket, resumable when the provider
 // supports it and the object is large, streamed otherwise.
 func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err error) {
-	h := r.h
+	h, tg := r.h, r.tg
 	start := h.d.Now()
 	defer func() {
 		d := h.d.Now().Sub(start)
-		h.emit(x.method, x.bytes, d, err != nil, r.b.ID)
+		h.emit(tg.name, x.method, x.bytes, d, err != nil, r.b.ID)
 		attrs := []any{"op", x.method, "bytes", x.bytes, "duration_ms", ms(d)}
 		if err != nil {
 			attrs = append(attrs, "error", Redact(err.Error()), "kind", storage.KindOf(err).String())
@@ -70,9 +110,9 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 		r.log.InfoContext(ctx, "transfer", attrs...)
 	}()
 	opts := r.putOptions(obj.Size)
-	if h.copy != nil {
+	if tg.copy != nil {
 		x.method = "copy"
-		_, err := h.copy.Copy(ctx, h.d.Landing.Locator(obj), r.ev.Key, opts)
+		_, err := tg.copy.Copy(ctx, h.d.Landing.Locator(obj), r.ev.Key, opts)
 		if err == nil {
 			x.bytes = obj.Size
 			return x, nil
@@ -86,10 +126,10 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 		r.log.InfoContext(ctx, "server-side copy not possible; streaming", "op", "copy", "reason", Redact(err.Error()))
 	}
 	src := h.d.Landing.Source(obj)
-	if h.res != nil && obj.Size >= h.cfg.ResumeAbove {
+	if tg.res != nil && obj.Size >= h.cfg.ResumeAbove {
 		x.method = "resume"
 		tap := &tapSource{Source: src, sha: r.b.SHA256}
-		_, err := h.res.PutResumable(ctx, r.ev.Key, tap, opts, r.rep.ResumeState,
+		_, err := tg.res.PutResumable(ctx, r.ev.Key, tap, opts, r.rep.ResumeState,
 			func(state string) error { return r.saveResume(ctx, state) })
 		x.read = tap.full()
 		if err == nil {
@@ -104,7 +144,7 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	}
 	defer rc.Close()
 	x.read = &readSide{vr: storage.NewVerifyingReader(rc, obj.Size, r.b.SHA256, nil)}
-	_, err = h.d.Provider.Put(ctx, r.ev.Key, x.read, obj.Size, opts)
+	_, err = tg.p.Put(ctx, r.ev.Key, x.read, obj.Size, opts)
 	x.bytes = x.read.vr.N()
 	return x, err
 }
@@ -113,11 +153,11 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 // SHA-256 checksum, or its MD5 / CRC32C against what this process hashed
 // while streaming, or, when it keeps neither, by reading the copy back.
 func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence string, err error) {
-	h, key := r.h, r.ev.Key
+	h, tg, key := r.h, r.tg, r.ev.Key
 	start := h.d.Now()
 	defer func() {
 		d := h.d.Now().Sub(start)
-		h.emit("verify", 0, d, err != nil, r.b.ID)
+		h.emit(tg.name, "verify", 0, d, err != nil, r.b.ID)
 		attrs := []any{"op", "verify", "evidence", evidence, "duration_ms", ms(d)}
 		if err != nil {
 			attrs = append(attrs, "error", Redact(err.Error()), "kind", storage.KindOf(err).String())
@@ -125,9 +165,9 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 		r.log.InfoContext(ctx, "verify", attrs...)
 	}()
 	mismatch := func(format string, args ...any) error {
-		return storage.NewError("verify", h.cfg.Provider, key, storage.Integrity, fmt.Errorf(format, args...))
+		return storage.NewError("verify", tg.name, key, storage.Integrity, fmt.Errorf(format, args...))
 	}
-	st, err := h.d.Provider.Stat(ctx, key)
+	st, err := tg.p.Stat(ctx, key)
 	if err != nil {
 		return "", err
 	}
@@ -157,9 +197,9 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 		}
 	}
 	if len(parts) > 0 {
-		return h.cfg.Provider + "-" + strings.Join(parts, "+"), nil
+		return tg.name + "-" + strings.Join(parts, "+"), nil
 	}
-	rc, err := h.d.Provider.Get(ctx, key, 0, -1)
+	rc, err := tg.p.Get(ctx, key, 0, -1)
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +209,7 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 		if errors.Is(err, storage.ErrIntegrity) {
 			return "", mismatch("read back: %v", err)
 		}
-		return "", storage.NewError("verify", h.cfg.Provider, key, storage.Transient, err)
+		return "", storage.NewError("verify", tg.name, key, storage.Transient, err)
 	}
 	return "sha256-readback", nil
 }
@@ -243,7 +283,7 @@ func (r *run) progress(total int64) func(int64) {
 		}
 		next.Store(n + step)
 		r.h.d.Progress.Progress(ctx, ProgressEvent{
-			BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.h.cfg.Provider,
+			BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.tg.name,
 			State: catalog.ReplicaCopying, Bytes: n, Total: total, Attempt: r.rep.Attempts, At: r.h.d.Now().UTC(),
 		})
 	}

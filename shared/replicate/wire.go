@@ -9,24 +9,72 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/metrics"
 	"github.com/wedsync/backup-replication/shared/providers"
+	"github.com/wedsync/backup-replication/shared/storage"
+	"github.com/wedsync/backup-replication/shared/storage/decorate"
 )
+
+// Option adjusts what Wire builds.
+type Option func(*wiring)
+
+type wiring struct {
+	cfg     []func(*Config)
+	deps    []func(*Deps)
+	breaker breaker.Settings
+}
+
+// WithConfig lets f adjust the handler's Config (tests: short waits and
+// retries) before the handler is built.
+func WithConfig(f func(*Config)) Option { return func(w *wiring) { w.cfg = append(w.cfg, f) } }
+
+// WithDeps lets f adjust the ports before the handler is built.
+func WithDeps(f func(*Deps)) Option { return func(w *wiring) { w.deps = append(w.deps, f) } }
+
+// WithProgress sends live progress to p (shared/publish's Publisher, which
+// cannot be built here: it imports this package).
+func WithProgress(p Publisher) Option {
+	return WithDeps(func(d *Deps) { d.Progress = p })
+}
+
+// WithBreakerSettings is the template of the providers' breakers (Name
+// and Logger are set by Wire); the zero Settings use shared/breaker's
+// defaults. Every process sharing a breaker should use the same settings.
+func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w.breaker = s } }
 
 // Wire builds the Handler a replicate deployment runs, from its loaded
 // configuration and an AWS configuration (endpoint already applied):
-// the configured provider, the landing bucket reader, the DynamoDB catalog,
-// the policy table, JSON logs to logger and EMF metrics to metricsOut.
-// functions/replicate and the local stack call it alike. opts adjust the
-// ports before the Handler is built: that is where a circuit breaker
-// (Deps.Gate), a progress publisher (Deps.Progress) or provider decorators
-// (Deps.Provider) go in; without them there is no breaker and no live
-// progress.
-func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *slog.Logger, metricsOut io.Writer, opts ...func(*Deps)) (*Handler, error) {
-	ps, err := providers.Build(ctx, cfg.Providers.Select(cfg.Provider), awsCfg, logger)
+//   - the configured provider, with a logging decorator (one line per
+//     provider operation); no retry decorator (the handler retries whole
+//     transfers, Config.Retry) and no breaker decorator (the breaker is the
+//     Gate, consulted once per transfer);
+//   - the standby, when the policy table has one other than this provider
+//     and its settings are present (S3_STANDBY_*), for failover;
+//   - a shared circuit breaker per provider (this one and the standby) on
+//     the BREAKERS_TABLE, when it is set;
+//   - its queue (QUEUE_URL), when set, for visibility timeouts and waits;
+//   - the landing bucket reader, the DynamoDB catalog, the policy table,
+//     JSON logs to logger and EMF metrics to metricsOut.
+//
+// functions/replicate and the local stack call it alike; opts adjust the
+// result (WithProgress for live progress).
+func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *slog.Logger, metricsOut io.Writer, opts ...Option) (*Handler, error) {
+	var w wiring
+	for _, o := range opts {
+		o(&w)
+	}
+	names := []string{cfg.Provider}
+	standby := ""
+	if sb, ok := cfg.Policy.StandbyProvider(); ok && sb.Name != cfg.Provider && cfg.Providers.Has(sb.Name) {
+		standby = sb.Name
+		names = append(names, standby)
+	}
+	ps, err := providers.Build(ctx, cfg.Providers.Select(names...), awsCfg, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -34,23 +82,59 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 	if !ok {
 		return nil, fmt.Errorf("replicate: provider %q was not built", cfg.Provider)
 	}
-	store, err := catalog.NewDynamo(dynamodb.NewFromConfig(awsCfg),
-		catalog.Config{BackupsTable: cfg.Tables.Backups, ReplicasTable: cfg.Tables.Replicas})
+	db := dynamodb.NewFromConfig(awsCfg)
+	store, err := catalog.NewDynamo(db, catalog.Config{BackupsTable: cfg.Tables.Backups, ReplicasTable: cfg.Tables.Replicas})
 	if err != nil {
 		return nil, err
 	}
 	landing := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = cfg.AWS.EndpointURL != "" })
 	d := Deps{
-		Provider: p,
+		Provider: logged(p, logger),
 		Landing:  NewLanding(landing, cfg.LandingBucket, cfg.AWS.EndpointURL),
 		Store:    store,
 		Policy:   cfg.Policy,
 		Logger:   logger,
 		Metrics:  metrics.NewEMF(metricsOut),
 	}
-	for _, o := range opts {
-		o(&d)
+	if standby != "" {
+		d.Standby = logged(ps[standby], logger)
 	}
-	return New(Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
-		ResumeAbove: cfg.ResumeAbove}, d)
+	if cfg.Tables.Breakers != "" {
+		bs, err := breaker.NewDynamoStore(db, cfg.Tables.Breakers)
+		if err != nil {
+			return nil, err
+		}
+		if d.Gate, err = newBreaker(bs, w.breaker, cfg.Provider, logger); err != nil {
+			return nil, err
+		}
+		if standby != "" {
+			if d.StandbyGate, err = newBreaker(bs, w.breaker, standby, logger); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if cfg.QueueURL != "" {
+		d.Queue = sqs.NewFromConfig(awsCfg)
+	}
+	for _, f := range w.deps {
+		f(&d)
+	}
+	c := Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
+		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL}
+	for _, f := range w.cfg {
+		f(&c)
+	}
+	return New(c, d)
+}
+
+func logged(p storage.Provider, logger *slog.Logger) storage.Provider {
+	return decorate.Chain(p, decorate.Logging(logger, nil))
+}
+
+func newBreaker(store breaker.Store, s breaker.Settings, name string, logger *slog.Logger) (*breaker.Breaker, error) {
+	s.Name = name
+	if s.Logger == nil {
+		s.Logger = logger
+	}
+	return breaker.New(store, s)
 }
