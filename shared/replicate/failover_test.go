@@ -12,8 +12,8 @@ import (
 
 	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/shared/breaker"
-	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
