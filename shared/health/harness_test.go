@@ -71,6 +71,7 @@ type world struct {
 	direct    map[string]storage.Provider
 	proxy     map[string]*faultproxy.Server
 	gcs       *emulator.GCS
+	gcsBucket string
 	queues    map[string]Queue
 	breakers  map[string]*breaker.Breaker
 	alertQ    string
@@ -78,6 +79,8 @@ type world struct {
 	cfg       Config
 	h         *Handler
 	logs      *bytes.Buffer
+	// env is the environment a deployment on this world reads (Wire).
+	env map[string]string
 }
 
 func newWorld(t *testing.T, tune func(*Config)) *world {
@@ -102,7 +105,8 @@ func newWorld(t *testing.T, tune func(*Config)) *world {
 			t.Fatal(err)
 		}
 	}
-	if err := g.CreateBucket("gcs-" + n); err != nil {
+	w.gcsBucket = "gcs-" + n
+	if err := g.CreateBucket(w.gcsBucket); err != nil {
 		t.Fatal(err)
 	}
 	pc := func(gcsURL, supaURL string) config.Providers {
@@ -164,6 +168,17 @@ func newWorld(t *testing.T, tune func(*Config)) *world {
 		t.Fatal(err)
 	}
 
+	w.env = map[string]string{
+		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": w.landing,
+		"BACKUPS_TABLE": tables.BackupsTable, "REPLICAS_TABLE": tables.ReplicasTable, "BREAKERS_TABLE": "breakers-" + n,
+		"HEALTH_TABLE": "health-" + n, "ALERT_TOPIC_ARN": *topic.TopicArn,
+		"SUPABASE_URL": sb.URL, "SUPABASE_BUCKET": "supa-" + n, "SUPABASE_SERVICE_KEY": sb.ServiceKey,
+		"S3_REPLICA_BUCKET": "s3-" + n, "S3_REPLICA_ACCESS_KEY_ID": emulator.MotoAccessKeyID,
+		"S3_REPLICA_SECRET_ACCESS_KEY": emulator.MotoSecretAccessKey, "GCS_BUCKET": w.gcsBucket, "GCS_ENDPOINT": g.URL,
+		"SUPABASE_QUEUE_URL": w.queues["supabase"].URL, "SUPABASE_DLQ_URL": w.queues["supabase"].DLQURL,
+		"S3_QUEUE_URL": w.queues["s3"].URL, "S3_DLQ_URL": w.queues["s3"].DLQURL,
+		"GCS_QUEUE_URL": w.queues["gcs"].URL, "GCS_DLQ_URL": w.queues["gcs"].DLQURL,
+	}
 	w.cfg = Config{Stage: "test", Providers: testPolicy.Names(), LandingBucket: w.landing, Queues: w.queues,
 		SingleRound: true, ProbeTimeout: 5 * time.Second, AtRiskAlertAfter: time.Hour, ReconcileGrace: time.Minute,
 		RedriveMode: RedriveCopy}

@@ -153,7 +153,7 @@ func (h *Handler) watchAtRisk(ctx context.Context) (int, error) {
 	seen := map[string]bool{}
 	late := 0
 	var errs []error
-	complete, err := h.eachByStatus(ctx, catalog.StatusAtRisk, func(b catalog.Backup) {
+	_, err = h.eachByStatus(ctx, catalog.StatusAtRisk, func(b catalog.Backup) {
 		seen[b.ID] = true
 		since := atRiskSince(b)
 		if now.Sub(since) < h.cfg.AtRiskAlertAfter {
@@ -174,21 +174,19 @@ func (h *Handler) watchAtRisk(ctx context.Context) (int, error) {
 		if seen[id] {
 			continue
 		}
-		status := catalog.Status("gone")
-		if !complete {
-			b, err := h.d.Catalog.GetBackup(ctx, id)
-			if err != nil && !errors.Is(err, catalog.ErrNotFound) {
-				errs = append(errs, err)
-				continue
-			}
-			if err == nil {
-				status = b.Status
-			}
-			if status == catalog.StatusAtRisk {
-				continue
-			}
+		status := catalog.Status("removed")
+		b, err := h.d.Catalog.GetBackup(ctx, id)
+		switch {
+		case err == nil:
+			status = b.Status
+		case !errors.Is(err, catalog.ErrNotFound):
+			errs = append(errs, err)
+			continue
 		}
-		_, err := h.d.Alerts.Resolve(ctx, key, alert.Alert{Title: fmt.Sprintf("backup %s is no longer at risk", id),
+		if status == catalog.StatusAtRisk {
+			continue // beyond the scan limit, or at risk again since
+		}
+		_, err = h.d.Alerts.Resolve(ctx, key, alert.Alert{Title: fmt.Sprintf("backup %s is no longer at risk", id),
 			Text: "Its standing is now " + string(status) + "."})
 		errs = append(errs, err)
 	}

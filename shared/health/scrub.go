@@ -40,13 +40,11 @@ type scrubCursor struct {
 	Cursor string `json:"c,omitempty"`
 }
 
-// scrubPage is the backups one catalog read brings.
-const scrubPage = 10
-
 // Scrub re-reads verified copies on the healthy providers, continuing the
 // rotation through the catalog where the last run stopped, until each
-// provider's byte budget (ScrubBytes) is spent, ScrubMaxBackups backups
-// are visited or a full pass is done. A copy is read when it fits in its
+// provider's byte budget (ScrubBytes) is spent (the first copy that does
+// not fit ends the run), ScrubMaxBackups backups are visited or a full
+// pass is done. A copy is read when it fits in its
 // provider's remaining budget, or when nothing was read from that provider
 // yet this run (so copies larger than the budget are checked too, one per
 // run). Copies found missing or corrupt are marked FAILED, alerted
@@ -74,17 +72,30 @@ func (h *Handler) Scrub(ctx context.Context, healthy []string) (ScrubReport, err
 		cur = scrubCursor{}
 	}
 	var errs []error
-	for passes := 0; passes < len(scrubStatuses) && ctx.Err() == nil && rep.Backups < h.cfg.ScrubMaxBackups && spendable(budget, rep.Bytes); {
-		page, err := h.d.Catalog.BackupsByStatus(ctx, scrubStatuses[cur.Status], min(scrubPage, h.cfg.ScrubMaxBackups-rep.Backups), cur.Cursor)
+	visited := map[string]bool{}
+	// One backup per catalog read, so that the cursor moves exactly past
+	// what was checked: a run that stops for its budget leaves the cursor
+	// on the backup it could not finish, and the next run starts there.
+	for passes := 0; passes < len(scrubStatuses) && ctx.Err() == nil && rep.Backups < h.cfg.ScrubMaxBackups; {
+		page, err := h.d.Catalog.BackupsByStatus(ctx, scrubStatuses[cur.Status], 1, cur.Cursor)
 		if err != nil {
 			errs = append(errs, err)
 			break
 		}
+		stalled := false
 		for _, b := range page.Backups {
+			if visited[b.ID] {
+				continue // its standing changed during this run
+			}
+			visited[b.ID] = true
 			rep.Backups++
-			if err := h.scrubBackup(ctx, b, budget, &rep); err != nil {
+			var err error
+			if stalled, err = h.scrubBackup(ctx, b, budget, &rep); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if stalled {
+			break
 		}
 		cur.Cursor = page.Next
 		if page.Next == "" {
@@ -99,21 +110,13 @@ func (h *Handler) Scrub(ctx context.Context, healthy []string) (ScrubReport, err
 	return rep, errors.Join(errs...)
 }
 
-// spendable reports whether any provider has budget left (a provider
-// that read nothing yet always has).
-func spendable(budget, read map[string]int64) bool {
-	for name, left := range budget {
-		if left > 0 || read[name] == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[string]int64, rep *ScrubReport) error {
+// scrubBackup checks b's verified copies on the providers with budget. It
+// reports stalled when a copy did not fit in what was left of its
+// provider's budget: the run ends there.
+func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[string]int64, rep *ScrubReport) (stalled bool, err error) {
 	reps, err := h.replicas(ctx, b.ID)
 	if err != nil {
-		return err
+		return false, err
 	}
 	var errs []error
 	for _, row := range h.d.Policy.DownloadOrder() {
@@ -125,6 +128,7 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 		}
 		size := max(r.Bytes, b.Size)
 		if size > left && rep.Bytes[name] > 0 {
+			stalled = true
 			continue
 		}
 		key := r.Key
@@ -160,7 +164,7 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return stalled, errors.Join(errs...)
 }
 
 // onFinding handles a copy found missing or corrupt: FAILED in the

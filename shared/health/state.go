@@ -113,6 +113,8 @@ func Assess(prev ProviderStatus, obs Observation, th Thresholds) (ProviderStatus
 	switch {
 	case !prev.Down && (next.ConsecutiveFailures >= th.DownAfter || breakerOpen):
 		next.Down, next.Since, next.RecoveryPending, tr = true, obs.At.UTC(), false, WentDown
+		// Only good probes after the fall count toward coming back.
+		next.ConsecutiveSuccesses = 0
 	case prev.Down && next.ConsecutiveSuccesses >= th.UpAfter && !breakerOpen:
 		next.Down, next.Since, next.RecoveryPending, tr = false, obs.At.UTC(), true, CameUp
 	}
