@@ -182,3 +182,21 @@ func pick(r RoundReport, provider string) ProviderRound {
 	}
 	return ProviderRound{}
 }
+
+// Without SingleRound an invocation probes twice, RoundInterval apart,
+// unless its deadline leaves no time for the second round.
+func TestTwoRoundsPerInvocation(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.SingleRound, c.RoundInterval = false, 300*time.Millisecond })
+	rep, _ := w.h.Handle(w.ctx, events.EventBridgeEvent{})
+	if len(rep.Rounds) != 2 {
+		t.Fatalf("%d rounds", len(rep.Rounds))
+	}
+	if hist, _ := w.store.History(w.ctx, "s3", time.Now().Add(-time.Minute), 10); len(hist) != 2 {
+		t.Errorf("history after one invocation: %d probes", len(hist))
+	}
+	ctx, cancel := context.WithTimeout(w.ctx, 2*time.Second) // less than RoundInterval + ProbeTimeout
+	defer cancel()
+	if rep, _ := w.h.Handle(ctx, events.EventBridgeEvent{}); len(rep.Rounds) != 1 {
+		t.Errorf("%d rounds with no time for a second", len(rep.Rounds))
+	}
+}
