@@ -70,7 +70,7 @@ type copyAbility struct{ r *rotating }
 // retried like every operation.
 func (a copyAbility) Copy(ctx context.Context, src storage.Locator, key string, opts storage.PutOptions) (storage.ObjectInfo, error) {
 	var info storage.ObjectInfo
-	err := a.r.do(ctx, "copy", true, func(p storage.Provider) error {
+	err := a.r.do(ctx, "copy", func(p storage.Provider) error {
 		c, ok := storage.As[storage.Copier](p)
 		if !ok {
 			return storage.ErrCannotCopy
@@ -78,7 +78,7 @@ func (a copyAbility) Copy(ctx context.Context, src storage.Locator, key string, 
 		var err error
 		info, err = c.Copy(ctx, src, key, opts)
 		return err
-	})
+	}, nil)
 	return info, err
 }
 
@@ -88,7 +88,7 @@ type resumeAbility struct{ r *rotating }
 // last state save received.
 func (a resumeAbility) PutResumable(ctx context.Context, key string, src storage.Source, opts storage.PutOptions, state string, save func(string) error) (storage.ObjectInfo, error) {
 	var info storage.ObjectInfo
-	err := a.r.do(ctx, "put", true, func(p storage.Provider) error {
+	err := a.r.do(ctx, "put", func(p storage.Provider) error {
 		u, ok := storage.As[storage.Resumer](p)
 		if !ok {
 			return storage.NewError("put", a.r.name, key, storage.Permanent, storage.ErrCannotCopy)
@@ -102,7 +102,7 @@ func (a resumeAbility) PutResumable(ctx context.Context, key string, src storage
 			return save(s)
 		})
 		return err
-	})
+	}, nil)
 	return info, err
 }
 
@@ -111,7 +111,7 @@ type signAbility struct{ r *rotating }
 // SignedURL signs a download URL with the active credentials.
 func (a signAbility) SignedURL(ctx context.Context, key string, ttl time.Duration) (string, error) {
 	var u string
-	err := a.r.do(ctx, "sign", true, func(p storage.Provider) error {
+	err := a.r.do(ctx, "sign", func(p storage.Provider) error {
 		s, ok := storage.As[signer](p)
 		if !ok {
 			return storage.NewError("sign", a.r.name, key, storage.Permanent, storage.ErrCannotCopy)
@@ -119,6 +119,6 @@ func (a signAbility) SignedURL(ctx context.Context, key string, ttl time.Duratio
 		var err error
 		u, err = s.SignedURL(ctx, key, ttl)
 		return err
-	})
+	}, nil)
 	return u, err
 }

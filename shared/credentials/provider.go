@@ -37,8 +37,8 @@ const maxBuilds = 4
 //     current version is tried again.
 //
 // Put is retried only when its reader is an io.Seeker (sought back before
-// the retry); otherwise the error is returned, but the next operation
-// already uses the fresh AWSCURRENT version. PutResumable is retried with
+// the retry); otherwise its refusal is returned, after a Stat of the same
+// key has found which version is accepted, so the next operation uses it. PutResumable is retried with
 // the last state its save func received.
 //
 // The result implements storage.Unwrapper (the active provider), and
@@ -139,7 +139,7 @@ func (r *rotating) current(ctx context.Context) *built {
 		r.log.WarnContext(ctx, "new credentials unusable, keeping the active ones", "op", "credentials", "error", err.Error())
 		return r.active
 	}
-	r.switchLocked(ctx, b, "secret rotated")
+	r.switchLocked(ctx, b, "secret rotated", StageCurrent)
 	r.pin = nil
 	return b
 }
@@ -185,41 +185,43 @@ func (r *rotating) adopt(ctx context.Context, failed, b *built) {
 	if r.active == b || r.active != failed {
 		return
 	}
-	r.switchLocked(ctx, b, "credentials refused")
+	r.switchLocked(ctx, b, "credentials refused", b.v.Stage)
 	r.pin = nil
 	if cur, err := r.loader.Fetch(ctx, r.id, StageCurrent); err == nil && cur.VersionID != b.v.VersionID {
 		r.pin = &pin{refused: cur.VersionID, until: r.loader.cfg.Now().Add(r.loader.cfg.TTL)}
 	}
 }
 
-func (r *rotating) switchLocked(ctx context.Context, b *built, reason string) {
+func (r *rotating) switchLocked(ctx context.Context, b *built, reason, stage string) {
 	r.log.InfoContext(ctx, "provider credentials changed", "op", "credentials", "reason", reason,
-		"version_id", b.v.VersionID, "stage", b.v.Stage, "previous_version_id", r.active.v.VersionID)
+		"version_id", b.v.VersionID, "stage", stage, "previous_version_id", r.active.v.VersionID)
 	r.active = b
 }
 
 // do runs f on the active provider and, when it is refused, on the
-// candidates (only when replayable; otherwise the fresh AWSCURRENT version
-// just becomes active for the next operation).
-func (r *rotating) do(ctx context.Context, op string, replayable bool, f func(storage.Provider) error) error {
+// candidates in turn. When f cannot be run again (check != nil: a Put whose
+// reader is consumed), check, a cheap request, tries the candidates
+// instead, so that the next operation runs on credentials that were
+// accepted, and f's refusal is returned.
+func (r *rotating) do(ctx context.Context, op string, f, check func(storage.Provider) error) error {
 	b := r.current(ctx)
 	err := f(b.p)
 	if err == nil || storage.KindOf(err) != storage.Unauthorized || ctx.Err() != nil {
 		return err
 	}
-	cands := r.candidates(ctx, b)
-	if !replayable {
-		if len(cands) > 0 && cands[0].v.Stage == StageCurrent {
-			r.adopt(ctx, b, cands[0])
-		}
-		return err
+	try := f
+	if check != nil {
+		try = check
 	}
-	for _, c := range cands {
-		r.log.InfoContext(ctx, "operation refused, retrying with other credentials", "op", op,
-			"stage", c.v.Stage, "version_id", c.v.VersionID)
-		cerr := f(c.p)
+	for _, c := range r.candidates(ctx, b) {
+		r.log.InfoContext(ctx, "operation refused, trying other credentials", "op", op,
+			"stage", c.v.Stage, "version_id", c.v.VersionID, "replay", check == nil)
+		cerr := try(c.p)
 		if cerr == nil || storage.KindOf(cerr) != storage.Unauthorized {
 			r.adopt(ctx, b, c)
+			if check != nil {
+				return err
+			}
 			return cerr
 		}
 	}
@@ -235,9 +237,13 @@ func (r *rotating) Put(ctx context.Context, key string, rd io.Reader, size int64
 		start, err = s.Seek(0, io.SeekCurrent)
 		replayable = err == nil
 	}
+	var check func(storage.Provider) error
+	if !replayable {
+		check = func(p storage.Provider) error { _, err := p.Stat(ctx, key); return err }
+	}
 	var info storage.ObjectInfo
 	first := true
-	err := r.do(ctx, "put", replayable, func(p storage.Provider) error {
+	err := r.do(ctx, "put", func(p storage.Provider) error {
 		if !first {
 			if _, err := s.Seek(start, io.SeekStart); err != nil {
 				return storage.NewError("put", r.name, key, storage.Permanent, err)
@@ -247,35 +253,35 @@ func (r *rotating) Put(ctx context.Context, key string, rd io.Reader, size int64
 		var err error
 		info, err = p.Put(ctx, key, rd, size, opts)
 		return err
-	})
+	}, check)
 	return info, err
 }
 
 // Get opens the object; opening is retried, reading the body is not.
 func (r *rotating) Get(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
 	var rc io.ReadCloser
-	err := r.do(ctx, "get", true, func(p storage.Provider) error {
+	err := r.do(ctx, "get", func(p storage.Provider) error {
 		var err error
 		rc, err = p.Get(ctx, key, offset, length)
 		return err
-	})
+	}, nil)
 	return rc, err
 }
 
 // Stat describes the object.
 func (r *rotating) Stat(ctx context.Context, key string) (storage.ObjectInfo, error) {
 	var info storage.ObjectInfo
-	err := r.do(ctx, "stat", true, func(p storage.Provider) error {
+	err := r.do(ctx, "stat", func(p storage.Provider) error {
 		var err error
 		info, err = p.Stat(ctx, key)
 		return err
-	})
+	}, nil)
 	return info, err
 }
 
 // Delete removes the object.
 func (r *rotating) Delete(ctx context.Context, key string) error {
-	return r.do(ctx, "delete", true, func(p storage.Provider) error { return p.Delete(ctx, key) })
+	return r.do(ctx, "delete", func(p storage.Provider) error { return p.Delete(ctx, key) }, nil)
 }
 
 // List lists by prefix; on a retry fn is not called again for keys it has
@@ -283,7 +289,7 @@ func (r *rotating) Delete(ctx context.Context, key string) error {
 func (r *rotating) List(ctx context.Context, prefix string, fn func(storage.ObjectInfo) error) error {
 	seen := map[string]struct{}{}
 	var fnErr error
-	err := r.do(ctx, "list", true, func(p storage.Provider) error {
+	err := r.do(ctx, "list", func(p storage.Provider) error {
 		return p.List(ctx, prefix, func(o storage.ObjectInfo) error {
 			if _, ok := seen[o.Key]; ok {
 				return nil
@@ -295,7 +301,7 @@ func (r *rotating) List(ctx context.Context, prefix string, fn func(storage.Obje
 			}
 			return nil
 		})
-	})
+	}, nil)
 	if fnErr != nil {
 		return fnErr
 	}

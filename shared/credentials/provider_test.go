@@ -183,6 +183,29 @@ func TestS3NonSeekablePut(t *testing.T) {
 	}
 }
 
+// TestS3NonSeekablePutFindsPending: the same with only AWSPENDING valid
+// (AWSCURRENT revoked early): the Stat that follows the refused Put finds
+// the pending key, and the next operation uses it.
+func TestS3NonSeekablePutFindsPending(t *testing.T) {
+	s := newS3Setup(t, nil)
+	ctx := t.Context()
+	key2 := s.w.newKey(s.user)
+	s.w.stage(s.arn, key2.Secret(), credentials.StagePending)
+	s.w.deleteKey(s.user, s.key1.AccessKeyID)
+	data := randomBytes(256)
+	_, err := s.p.Put(ctx, "pending.bin", io.MultiReader(bytes.NewReader(data)), int64(len(data)), storage.PutOptions{SHA256: sha(string(data))})
+	if storage.KindOf(err) != storage.Unauthorized {
+		t.Fatalf("non-replayable Put with a revoked key: %v, want Unauthorized", err)
+	}
+	mark := len(s.rec.Requests())
+	if err := roundTrip(ctx, s.p, "pending.bin", data); err != nil {
+		t.Fatal(err)
+	}
+	if after := since(s.rec.Requests(), mark); len(after) == 0 || after[0].Credential != key2.AccessKeyID || after[0].Refused {
+		t.Fatalf("the next operation should use the pending key at once:%s", describe(after))
+	}
+}
+
 // TestGCSRotationMidTest: the service-account key in the secret rotates and
 // the old key is deleted; the next operation is refused once (the cached
 // token of the old key), then runs with a token of the new key.
