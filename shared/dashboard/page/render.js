@@ -112,7 +112,10 @@ function renderFlights() {
     $(id + '-status').replaceChildren(statusBadge(b.status, 'status-' + safeId(b.id)));
     setText($(id + '-meta'), [b.size ? fmtBytes(b.size) : '', b.reason].filter(Boolean).join(' · '));
     const bars = $(id + '-bars');
-    for (const name of sortedProviders(b.replicas.keys())) renderBar(bars, b, name, b.replicas.get(name));
+    sortedProviders(b.replicas.keys()).forEach((name, j) => {
+      const row = renderBar(bars, b, name, b.replicas.get(name));
+      if (bars.children[j] !== row) bars.insertBefore(row, bars.children[j]);
+    });
   });
 }
 
@@ -136,19 +139,23 @@ function renderBar(parent, b, name, r) {
   bar.setAttribute('aria-valuetext', `${name}: ${text}${r.total ? `, ${fmtBytes(r.bytes)} of ${fmtBytes(r.total)}` : ''}`);
   setText($(id + '-pct'), text);
   row.title = r.error || '';
+  return row;
 }
 
 function renderRecent() {
   const body = $('recent').tBodies[0];
   const rows = recent();
   $('recent-empty').hidden = rows.length > 0;
+  // Explicit roles keep the table a table for screen readers when a narrow
+  // screen lays its rows out as blocks.
   body.replaceChildren(...rows.map((b) => {
-    const tr = el('tr');
-    const name = el('th', { scope: 'row' }, b.name || b.id);
-    const st = el('td');
+    const tr = el('tr', { role: 'row' });
+    const name = el('th', { scope: 'row', role: 'rowheader' }, b.name || b.id);
+    const st = el('td', { role: 'cell', 'data-label': 'Status' });
     st.append(statusBadge(b.status));
-    tr.append(name, st, el('td', {}, b.reason || (b.status === 'PROTECTED' ? '3 verified copies' : '')),
-      el('td', {}, b.createdAt ? fmtTime(b.createdAt) : '—'));
+    tr.append(name, st,
+      el('td', { role: 'cell', 'data-label': 'Why' }, b.reason || (b.status === 'PROTECTED' ? '3 verified copies' : '—')),
+      el('td', { role: 'cell', 'data-label': 'Created' }, b.createdAt ? fmtTime(b.createdAt) : '—'));
     return tr;
   }));
 }

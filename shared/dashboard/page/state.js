@@ -130,9 +130,11 @@ function applyStatus(report) {
     p.cloud = s.cloud || p.cloud;
     const h = s.health || {};
     // Live probes (provider_health) know more than the API's view; the API
-    // is the fallback while the socket is down or before the first probe.
-    if (state.mode !== 'live' || p.health === 'unknown') {
-      p.health = h.state || 'unknown';
+    // is the fallback while the socket is down or before the first probe,
+    // and "unknown" from it never hides what we last knew.
+    const known = h.state && h.state !== 'unknown';
+    if (known && (state.mode !== 'live' || p.health === 'unknown')) {
+      p.health = h.state;
       if (h.breaker) p.breaker = h.breaker;
       if (h.detail) p.lastError = h.detail;
       if (h.checkedAt) p.checkedAt = new Date(h.checkedAt);
