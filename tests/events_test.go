@@ -35,11 +35,13 @@ var eventCases = map[string][]eventCase{
 	"ReplicateS3Function":       {{file: "replicate-sqs.json", adapt: localSQS("ReplicateS3Queue"), check: wantBatchResponse}},
 	"ReplicateGcsFunction":      {{file: "replicate-sqs.json", adapt: localSQS("ReplicateGcsQueue"), check: wantBatchResponse}},
 	"HealthFunction":            {{file: "health-schedule.json", check: wantNoError}},
+	// The four steps in order under the stored token: a whole rotation of
+	// the S3 credentials (the stack made the IAM user and its first key).
 	"RotateFunction": {
-		{file: "rotate-createSecret.json", adapt: localSecret},
-		{file: "rotate-setSecret.json", adapt: localSecret},
-		{file: "rotate-testSecret.json", adapt: localSecret},
-		{file: "rotate-finishSecret.json", adapt: localSecret},
+		{file: "rotate-createSecret.json", adapt: localSecret, check: wantNoError},
+		{file: "rotate-setSecret.json", adapt: localSecret, check: wantNoError},
+		{file: "rotate-testSecret.json", adapt: localSecret, check: wantNoError},
+		{file: "rotate-finishSecret.json", adapt: localSecret, check: wantNoError},
 	},
 	"WsFunction": {
 		{file: "ws-connect.json", check: wantRefused}, // as stored: expired token

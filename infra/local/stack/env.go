@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/wedsync/backup-replication/infra/emulator"
@@ -65,15 +67,29 @@ func (s *Stack) buckets() Buckets {
 	}
 }
 
-// secretValues are the dev values of the template's secrets, by logical id.
-func (s *Stack) secretValues(t *samtemplate.Template) map[string]string {
+// secretValues are the dev values of the template's secrets, by logical
+// id. The S3 secret holds an access key of the replication IAM user, which
+// the stack creates in moto so that rotation (new key, retire the old) runs
+// locally as it does on AWS.
+func (s *Stack) secretValues(ctx context.Context, t *samtemplate.Template) (map[string]string, error) {
 	j := func(v any) string { b, _ := json.Marshal(v); return string(b) }
+	keyID, secretKey := emulator.MotoAccessKeyID, emulator.MotoSecretAccessKey
+	if user := fmt.Sprint(t.Parameters["S3ReplicationUserName"]); user != "" && user != "<nil>" {
+		if _, err := s.clients.iam.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
+			return nil, fmt.Errorf("replication user %s: %w", user, err)
+		}
+		key, err := s.clients.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+		if err != nil {
+			return nil, fmt.Errorf("replication user %s: access key: %w", user, err)
+		}
+		keyID, secretKey = aws.ToString(key.AccessKey.AccessKeyId), aws.ToString(key.AccessKey.SecretAccessKey)
+	}
 	return map[string]string{
 		"SupabaseSecret": j(map[string]string{"url": s.Supabase.URL, "serviceKey": s.Supabase.ServiceKey}),
-		"S3Secret":       j(map[string]string{"accessKeyId": emulator.MotoAccessKeyID, "secretAccessKey": emulator.MotoSecretAccessKey}),
+		"S3Secret":       j(map[string]string{"accessKeyId": keyID, "secretAccessKey": secretKey}),
 		"GcsSecret":      j(map[string]string{"credentialsJson": ""}),
 		"JwtSecret":      DevJWTSecret,
-	}
+	}, nil
 }
 
 // createProviderBuckets creates the provider buckets the template names by

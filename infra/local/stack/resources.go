@@ -13,6 +13,7 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -34,6 +35,7 @@ type awsClients struct {
 	events  *eventbridge.Client
 	sns     *sns.Client
 	secrets *secretsmanager.Client
+	iam     *iam.Client
 }
 
 func newAWSClients(cfg aws.Config) *awsClients {
@@ -44,6 +46,7 @@ func newAWSClients(cfg aws.Config) *awsClients {
 		events:  eventbridge.NewFromConfig(cfg),
 		sns:     sns.NewFromConfig(cfg),
 		secrets: secretsmanager.NewFromConfig(cfg),
+		iam:     iam.NewFromConfig(cfg),
 	}
 }
 

@@ -226,7 +226,11 @@ func (s *Stack) createAWS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	arns, err := s.clients.createSecrets(ctx, t, s.secretValues(t))
+	values, err := s.secretValues(ctx, t)
+	if err != nil {
+		return err
+	}
+	arns, err := s.clients.createSecrets(ctx, t, values)
 	if err != nil {
 		return err
 	}
