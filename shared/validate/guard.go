@@ -22,7 +22,9 @@ var ErrInvalid error = invalid{}
 
 type invalid struct{}
 
-func (invalid) Error() string { return "provider unusable: its canary failed (credentials or configuration)" }
+func (invalid) Error() string {
+	return "provider unusable: its canary failed (credentials or configuration)"
+}
 
 // Is makes ErrInvalid match breaker.ErrOpen.
 func (invalid) Is(target error) bool { return target == breaker.ErrOpen }
