@@ -106,7 +106,7 @@ Upload a file (a dev token for organization %s, valid 12 h):
   export API=%s ORG=%s TOKEN=%s
   f=contract.pdf; size=$(stat -c%%s "$f"); sha=$(sha256sum "$f" | cut -d' ' -f1)
   curl -s -X POST "$API/backups" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d "{\"organizationId\":\"$ORG\",\"name\":\"$f\",\"size\":$size,\"sha256\":\"$sha\",\"contentType\":\"application/pdf\"}" > created.json
+    -d "{\"organizationId\":\"$ORG\",\"name\":\"$f\",\"size\":$size,\"sha256\":\"$sha\",\"contentType\":\"application/pdf\",\"idempotencyKey\":\"$sha\"}" > created.json
   # PUT the bytes to upload.url with every header in upload.headers (they are signed into the URL):
   curl -s -X PUT --data-binary @"$f" $(jq -r '.upload.headers | to_entries[] | "-H \(.key):\(.value)"' created.json) "$(jq -r .upload.url created.json)"
   curl -s "$API/backups/$(jq -r .backup.id created.json)" -H "Authorization: Bearer $TOKEN" | jq '.backup.status, .replicas'
