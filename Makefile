@@ -52,7 +52,7 @@ lint:
 
 ## bench: throughput and memory, side by side with rclone (see README)
 bench: tools
-	$(GO) run ./tests/bench
+	$(GO) run ./tests/bench $(BENCH_FLAGS)
 
 ## dev: the whole system on this machine, no cloud account
 dev: tools build

@@ -94,8 +94,8 @@ func bench(ctx context.Context, o options) error {
 	}
 	defer e.close()
 	h.versions = []string{version("go", "version"), version(e.t.rclone, "version"),
-		"versitygw " + strings.TrimPrefix(version(e.t.versitygw, "--version"), "Version  : "),
-		"fake-gcs-server v1.56.1", version(e.t.curl, "--version")}
+		"versitygw " + modVersion(e.t.versitygw), "fake-gcs-server " + modVersion(e.t.fakeGCS),
+		firstWords(version(e.t.curl, "--version"), 2)}
 
 	rows, err := e.copyRows(size <= 1<<30)
 	if err != nil {
@@ -171,4 +171,9 @@ func loadAvg() string {
 		return "unknown"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+func firstWords(s string, n int) string {
+	f := strings.Fields(s)
+	return strings.Join(f[:min(n, len(f))], " ")
 }

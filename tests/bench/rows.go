@@ -111,12 +111,14 @@ func (e *benchEnv) copyRows(withGCS bool) ([]row, error) {
 	rows := []row{
 		{"local → S3", toolOurs, "multipart, 64 MiB parts × 2", "s3.Provider.Put(file) [PartSize 64 MiB, Concurrency 2]",
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "ours-put")
 				return e.ours(ctx, spec{Op: "put", Key: "ours-put", Size: size, SHA256: sum, File: file,
 					S3: e.replica(64<<20, 2)}, e.vgw, t)
 			}},
 		{"local → S3", toolRclone, "multipart, 64 MiB parts × 2",
 			"rclone copyto FILE vgw:replica/rclone-put --s3-chunk-size 64M --s3-upload-concurrency 2 --s3-upload-cutoff 64M " + strings.Join(rcloneS3, " "),
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "rclone-put")
 				argv := append([]string{e.t.rclone, "copyto", file, "vgw:" + replicaBucket + "/rclone-put",
 					"--s3-chunk-size", "64M", "--s3-upload-concurrency", "2", "--s3-upload-cutoff", "64M"}, rcloneS3...)
 				return e.tool(ctx, argv, e.rcloneEnv(""), e.vgw, t)
@@ -128,6 +130,7 @@ func (e *benchEnv) copyRows(withGCS bool) ([]row, error) {
 		rows = append(rows, row{"local → S3", toolAWS, "multipart, 64 MB parts × 10 (awscli default)",
 			"aws --endpoint-url URL s3 cp FILE s3://replica/aws-put (multipart_chunksize 64MB)",
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "aws-put")
 				env := childEnv("AWS_CONFIG_FILE="+cfg, "AWS_ACCESS_KEY_ID="+e.ak, "AWS_SECRET_ACCESS_KEY="+e.sk,
 					"AWS_DEFAULT_REGION="+region, "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 				return e.tool(ctx, []string{e.t.aws, "--endpoint-url", e.vgw.url, "s3", "cp", "--only-show-errors",
@@ -138,18 +141,28 @@ func (e *benchEnv) copyRows(withGCS bool) ([]row, error) {
 		row{"local → S3", toolCurl, "one PUT, unsigned payload",
 			`curl -K AUTH --aws-sigv4 aws:amz:us-east-1:s3 -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -T FILE URL/replica/curl-put`,
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "curl-put")
 				return e.tool(ctx, []string{e.t.curl, "-sS", "-f", "-o", "/dev/null", "-K", vgwCurl,
 					"--aws-sigv4", "aws:amz:" + region + ":s3", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
 					"-H", "Expect:", "-T", file, e.vgw.url + "/" + replicaBucket + "/curl-put"}, childEnv(), e.vgw, t)
 			}},
+		row{"S3 read", toolCurl, "one GET to /dev/null (what every streamed copy first pays)",
+			`curl -K AUTH --aws-sigv4 aws:amz:us-east-1:s3 -o /dev/null URL/landing/KEY`,
+			func(ctx context.Context) (result, error) {
+				return e.tool(ctx, []string{e.t.curl, "-sS", "-f", "-o", "/dev/null", "-K", vgwCurl,
+					"--aws-sigv4", "aws:amz:" + region + ":s3", "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+					e.vgw.url + "/" + landingBucket + "/" + landingKey}, childEnv(), e.vgw, t)
+			}},
 		row{"S3 → S3", toolOurs, "server-side (storage.Copier: CopyObject)", "storage.As[storage.Copier](s3).Copy(landing locator)",
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "ours-copy")
 				return e.ours(ctx, spec{Op: "copy", Key: "ours-copy", Size: size, SHA256: sum, Landing: e.landing(),
 					LandingKey: landingKey, S3: e.replica(0, 0)}, e.vgw, t)
 			}},
 		row{"S3 → S3", toolRclone, "server-side (CopyObject)",
 			"rclone copyto vgw:landing/KEY vgw:replica/rclone-copy " + strings.Join(rcloneS3, " "),
 			func(ctx context.Context) (result, error) {
+				e.deleteS3(ctx, "rclone-copy")
 				argv := append([]string{e.t.rclone, "copyto", "vgw:" + landingBucket + "/" + landingKey,
 					"vgw:" + replicaBucket + "/rclone-copy"}, rcloneS3...)
 				return e.tool(ctx, argv, e.rcloneEnv(""), e.vgw, t)

@@ -132,3 +132,17 @@ func version(argv ...string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(line)
 }
+
+// modVersion is the module version a Go binary was built from.
+func modVersion(bin string) string {
+	out, err := exec.Command("go", "version", "-m", bin).Output()
+	if err != nil {
+		return "unknown"
+	}
+	for line := range strings.Lines(string(out)) {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "mod" {
+			return f[2]
+		}
+	}
+	return "unknown"
+}
