@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/wedsync/backup-replication/infra/local/stack"
+	"github.com/wedsync/backup-replication/infra/local/wsgateway"
 	"github.com/wedsync/backup-replication/shared/api"
 )
 
@@ -30,7 +31,8 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	opts := stack.Options{APIAddr: *addr, ScheduleInterval: *every, VisibilityTimeout: *visibility, SupabaseDir: *dir}
+	opts := stack.Options{APIAddr: *addr, ScheduleInterval: *every, VisibilityTimeout: *visibility, SupabaseDir: *dir,
+		WebSocket: wsgateway.New(wsgateway.Config{})}
 	if *only != "" {
 		opts.Functions = strings.Split(*only, ",")
 	}
@@ -89,8 +91,9 @@ func printWelcome(s *stack.Stack, org, token string) {
 WedSync backup replication — local stack is up.
 
   HTTP API     %s   (dashboard: %s/)
+  WebSocket    %s?token=…   (live progress)
   functions    %s
-`, s.APIURL, s.APIURL, strings.Join(s.Running(), ", "))
+`, s.APIURL, s.APIURL, s.WebSocketURL, strings.Join(s.Running(), ", "))
 	ids := make([]string, 0, len(s.Skipped))
 	for id := range s.Skipped {
 		ids = append(ids, id)
