@@ -36,16 +36,27 @@ var (
 	admin   aws.Config
 )
 
+var motoOnce sync.Once
+
+// startMoto starts the package's moto on first use (not in TestMain: fuzz
+// workers run TestMain too, and need no server).
+func startMoto() {
+	motoOnce.Do(func() {
+		os.Unsetenv(emulator.MotoURLEnv)
+		ctx := context.Background()
+		moto, motoErr = emulator.StartMoto(ctx)
+		if motoErr == nil {
+			base, _ := moto.AWSConfig(ctx)
+			admin, motoErr = credtest.EnforceIAM(ctx, moto.URL, base)
+		}
+	})
+}
+
 func TestMain(m *testing.M) {
-	os.Unsetenv(emulator.MotoURLEnv)
-	ctx := context.Background()
-	moto, motoErr = emulator.StartMoto(ctx)
-	if motoErr == nil {
-		base, _ := moto.AWSConfig(ctx)
-		admin, motoErr = credtest.EnforceIAM(ctx, moto.URL, base)
-	}
 	code := m.Run()
-	moto.Close()
+	if moto != nil {
+		moto.Close()
+	}
 	os.Exit(code)
 }
 
@@ -61,6 +72,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	startMoto()
 	emulator.Require(t, motoErr)
 	return &world{t: t, sm: secretsmanager.NewFromConfig(admin), iam: iam.NewFromConfig(admin),
 		s3: awss3.NewFromConfig(admin, func(o *awss3.Options) { o.UsePathStyle = true })}
