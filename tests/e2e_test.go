@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,15 +33,21 @@ type e2eRun struct {
 	Sizes       []int64
 	Concurrency int
 	Timeout     time.Duration
+	// APIEnv is added to the API function's environment (e.g. a lower
+	// multipart threshold, so that smaller backups upload in parts).
+	APIEnv map[string]string
 }
 
 // TestEndToEndMixedSizes: five backups from empty to 20 MiB reach
 // PROTECTED, and every copy on every provider has the declared SHA-256.
+// The multipart threshold is lowered to 16 MiB so that the 20 MiB backup
+// takes the multipart path (three 8 MiB parts, then complete).
 func TestEndToEndMixedSizes(t *testing.T) {
 	runE2E(t, e2eRun{
 		Sizes:       []int64{0, 1, 1 << 20, 7 << 20, 20 << 20},
 		Concurrency: 5,
 		Timeout:     5 * time.Minute,
+		APIEnv:      map[string]string{"API_MULTIPART_THRESHOLD": "16MiB", "API_PART_SIZE": "8MiB"},
 	})
 }
 
@@ -52,7 +59,7 @@ func runE2E(t *testing.T, run e2eRun) {
 			t.Skipf("functions/%s does not exist yet; the end-to-end run needs %v", dir, need)
 		}
 	}
-	s := startStack(t, stack.Options{ScheduleInterval: -1})
+	s := startStack(t, stack.Options{ScheduleInterval: -1, FunctionEnv: map[string]map[string]string{"ApiFunction": run.APIEnv}})
 	org := api.NewID(time.Now())
 	c := apiclient.New(s.APIURL, stack.DevToken(org, time.Hour))
 
@@ -63,6 +70,7 @@ func runE2E(t *testing.T, run e2eRun) {
 		err    error
 	}
 	results := make([]result, len(run.Sizes))
+	var multipart atomic.Int32
 	sem := make(chan struct{}, max(1, run.Concurrency))
 	var wg sync.WaitGroup
 	for i, size := range run.Sizes {
@@ -75,11 +83,15 @@ func runE2E(t *testing.T, run e2eRun) {
 			defer cancel()
 			data := patternData{seed: uint64(i + 1), size: size}
 			sha := data.sha256()
-			d, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup %d of %d bytes.bin", i, size), data, sha)
+			d, parts, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup-%d-of-%d-bytes.bin", i, size), data, sha)
+			if parts > 0 {
+				multipart.Add(1)
+			}
 			results[i] = result{size: size, sha: sha, detail: d, err: err}
 		}()
 	}
 	wg.Wait()
+	t.Logf("%d of %d backups uploaded in parts", multipart.Load(), len(run.Sizes))
 
 	ctx, cancel := context.WithTimeout(context.Background(), run.Timeout)
 	defer cancel()
@@ -126,23 +138,28 @@ func runE2E(t *testing.T, run e2eRun) {
 }
 
 // uploadAndWait registers a backup, uploads its bytes and waits for PROTECTED.
-func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string) (api.BackupDetail, error) {
+// It returns the number of parts of a multipart upload (0: one PUT).
+func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string) (api.BackupDetail, int32, error) {
 	size := data.size
 	created, err := c.CreateBackup(ctx, api.CreateBackupRequest{
 		OrganizationID: org, Name: name, Size: &size, SHA256: sha, ContentType: "application/octet-stream",
 		IdempotencyKey: "e2e-" + sha[:32],
 	})
 	if err != nil {
-		return api.BackupDetail{}, fmt.Errorf("POST /backups: %w", err)
+		return api.BackupDetail{}, 0, fmt.Errorf("POST /backups: %w", err)
+	}
+	var parts int32
+	if mp := created.Upload.Multipart; mp != nil {
+		parts = mp.PartCount
 	}
 	if err := c.Upload(ctx, created.Upload, data, size); err != nil {
-		return api.BackupDetail{}, fmt.Errorf("upload: %w", err)
+		return api.BackupDetail{}, parts, fmt.Errorf("upload: %w", err)
 	}
 	d, err := c.Wait(ctx, created.Backup.ID, 250*time.Millisecond, apiclient.Protected, nil)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("not PROTECTED in time: %w", err)
 	}
-	return d, err
+	return d, parts, err
 }
 
 func replicaSummary(d api.BackupDetail) string {
