@@ -22,6 +22,9 @@ import (
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/health"
+	"github.com/wedsync/backup-replication/shared/rotate"
+	"github.com/wedsync/backup-replication/shared/ws"
 )
 
 // TestTemplateLint runs cfn-lint, as `make lint` and CI do.
@@ -194,9 +197,11 @@ func TestTemplateFanOut(t *testing.T) {
 func TestTemplateTablesMatchCatalog(t *testing.T) {
 	tpl := loadTemplate(t)
 	for id, in := range map[string]shape{
-		"BackupsTable":  tableShape(catalog.BackupsTableInput("x").KeySchema, catalog.BackupsTableInput("x").GlobalSecondaryIndexes),
-		"ReplicasTable": tableShape(catalog.ReplicasTableInput("x").KeySchema, nil),
-		"BreakersTable": {Keys: []string{breaker.KeyName + ":HASH"}, Indexes: map[string][]string{}},
+		"BackupsTable":     tableShape(catalog.BackupsTableInput("x").KeySchema, catalog.BackupsTableInput("x").GlobalSecondaryIndexes),
+		"ReplicasTable":    tableShape(catalog.ReplicasTableInput("x").KeySchema, nil),
+		"BreakersTable":    {Keys: []string{breaker.KeyName + ":HASH"}, Indexes: map[string][]string{}},
+		"HealthTable":      {Keys: []string{health.KeyProvider + ":HASH", health.KeyAt + ":RANGE"}, Indexes: map[string][]string{}},
+		"ConnectionsTable": tableShape(ws.TableInput("x").KeySchema, ws.TableInput("x").GlobalSecondaryIndexes),
 	} {
 		tb := tpl.Resources[id].(*cfdynamodb.Table)
 		got := cfTableShape(tb)
@@ -494,5 +499,11 @@ func TestTemplateEnvLoads(t *testing.T) {
 		if q := c.Queues[p]; q.URL == "" || q.DLQURL == "" {
 			t.Errorf("HealthFunction: no queue or dead-letter queue for %s: %+v", p, q)
 		}
+	}
+	if _, err := rotate.LoadEnv(env("RotateFunction")); err != nil {
+		t.Errorf("RotateFunction: %v", err)
+	}
+	if _, err := ws.LoadSettings(env("WsFunction")); err != nil {
+		t.Errorf("WsFunction: %v", err)
 	}
 }
