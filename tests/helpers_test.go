@@ -6,6 +6,7 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	cfdynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
+	cfiam "github.com/awslabs/goformation/v7/cloudformation/iam"
 
 	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/infra/local/rie"
@@ -148,3 +153,135 @@ func existingFunctions(t *testing.T) []string {
 	}
 	return ids
 }
+
+// Template reading helpers (template_test.go).
+
+// shape is a table's key schema and its indexes' key schemas, as "name:TYPE".
+type shape struct {
+	Keys    []string
+	Indexes map[string][]string
+}
+
+func tableShape(keys []ddbtypes.KeySchemaElement, gsis []ddbtypes.GlobalSecondaryIndex) shape {
+	out := shape{Indexes: map[string][]string{}}
+	for _, k := range keys {
+		out.Keys = append(out.Keys, *k.AttributeName+":"+string(k.KeyType))
+	}
+	for _, g := range gsis {
+		var ks []string
+		for _, k := range g.KeySchema {
+			ks = append(ks, *k.AttributeName+":"+string(k.KeyType))
+		}
+		out.Indexes[*g.IndexName] = ks
+	}
+	return out
+}
+
+func cfTableShape(tb *cfdynamodb.Table) shape {
+	out := shape{Indexes: map[string][]string{}}
+	for _, k := range tb.KeySchema {
+		out.Keys = append(out.Keys, k.AttributeName+":"+k.KeyType)
+	}
+	for _, g := range tb.GlobalSecondaryIndexes {
+		var ks []string
+		for _, k := range g.KeySchema {
+			ks = append(ks, k.AttributeName+":"+k.KeyType)
+		}
+		out.Indexes[g.IndexName] = ks
+	}
+	return out
+}
+
+func isTrue(b *bool) bool { return b != nil && *b }
+
+// roles returns the template's IAM roles by logical id.
+func roles(t *testing.T) map[string]*cfiam.Role {
+	tpl := loadTemplate(t)
+	out := map[string]*cfiam.Role{}
+	for _, id := range tpl.IDs("AWS::IAM::Role") {
+		r, ok := tpl.Resources[id].(*cfiam.Role)
+		if !ok {
+			t.Fatalf("role %s could not be read: %s", id, tpl.Untyped[id])
+		}
+		out[id] = r
+	}
+	if len(out) == 0 {
+		t.Fatal("template.yaml declares no IAM roles")
+	}
+	return out
+}
+
+// broadARN reports a resource wider than one named thing: "*", a wildcard
+// partition, region or account, or a whole resource type ("table/*").
+func broadARN(res string) bool {
+	if res == "*" {
+		return true
+	}
+	parts := strings.SplitN(res, ":", 6)
+	if len(parts) < 6 || parts[0] != "arn" {
+		return true
+	}
+	if strings.Contains(parts[1]+parts[2]+parts[3]+parts[4], "*") {
+		return true
+	}
+	rest := parts[5]
+	if parts[2] == "s3" {
+		bucket, _, _ := strings.Cut(rest, "/")
+		return bucket == "" || strings.Contains(bucket, "*")
+	}
+	typ, name, ok := strings.Cut(rest, "/")
+	if !ok {
+		typ, name, ok = strings.Cut(rest, ":")
+	}
+	return rest == "*" || (ok && (name == "*" || strings.HasPrefix(name, "*"))) || strings.HasPrefix(typ, "*")
+}
+
+func statements(doc any) []map[string]any {
+	m, _ := doc.(map[string]any)
+	var out []map[string]any
+	switch s := m["Statement"].(type) {
+	case []any:
+		for _, x := range s {
+			if st, ok := x.(map[string]any); ok {
+				out = append(out, st)
+			}
+		}
+	case map[string]any:
+		out = append(out, s)
+	}
+	return out
+}
+
+func texts(v any) []string {
+	switch x := v.(type) {
+	case string:
+		return []string{x}
+	case []any:
+		var out []string
+		for _, e := range x {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			} else {
+				out = append(out, "") // an unresolved reference
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func hasPrefixAny(ss []string, prefix string) bool {
+	for _, s := range ss {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
