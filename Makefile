@@ -1,5 +1,6 @@
 # WS-191 backup replication. `make dev` runs the whole system locally; `make test` is what CI runs.
 SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO    ?= go
 GOBIN ?= $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
@@ -11,7 +12,7 @@ LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 COVERPKG := ./shared/...,./functions/...
 TEST_TIMEOUT ?= 25m
 
-.PHONY: all build test lint bench dev demo tools clean $(addprefix build-fn-,$(FUNCTIONS))
+.PHONY: all build test lint bench dev demo tools clean fuzz $(addprefix build-fn-,$(FUNCTIONS))
 
 all: build
 
@@ -39,10 +40,11 @@ tools:
 
 ## test: everything CI runs; prints the statement coverage of shared/ and functions/
 test: tools
-	@mkdir -p tests/artifacts
-	$(GO) vet ./...
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -coverpkg=$(COVERPKG) -coverprofile=tests/artifacts/cover.out ./... 2>&1 | tee tests/artifacts/test.log
-	@$(GO) tool cover -func=tests/artifacts/cover.out | tail -1 | sed 's/^total:/coverage of shared\/ and functions\/ (statements):/'
+	@TEST_TIMEOUT=$(TEST_TIMEOUT) infra/test.sh
+
+## fuzz: every Fuzz* target for FUZZTIME (default 5s each)
+fuzz:
+	@infra/fuzz.sh
 
 ## lint: formatting, vet, and the SAM template
 lint:
