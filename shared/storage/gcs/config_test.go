@@ -84,6 +84,8 @@ func TestJSONEndpoint(t *testing.T) {
 		"http://127.0.0.1:4443":                "http://127.0.0.1:4443/storage/v1/",
 		"http://127.0.0.1:4443/":               "http://127.0.0.1:4443/storage/v1/",
 		"https://storage.example/storage/v1/":  "https://storage.example/storage/v1/",
+		"https://storage.example/storage/v1":   "https://storage.example/storage/v1/",
+		"https://private.example/custom/path":  "https://private.example/custom/path/",
 		"https://private.example/custom/path/": "https://private.example/custom/path/",
 	} {
 		if got := jsonEndpoint(in); got != want {

@@ -95,13 +95,25 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error) {
 const defaultEndpoint = "https://storage.googleapis.com/storage/v1/"
 
 // jsonEndpoint turns "http://host:port" into the JSON API root
-// "http://host:port/storage/v1/", leaving a URL that has a path alone.
+// "http://host:port/storage/v1/", and ends a URL that has a path with one
+// "/": the client joins "b/{bucket}/o/{name}" to the endpoint as a relative
+// reference, so ".../storage/v1" (as a loader that trims slashes leaves it)
+// would lose its last segment, and reads would miss while uploads, which
+// take their own path, still worked.
 func jsonEndpoint(e string) string {
 	u, err := url.Parse(e)
-	if err != nil || strings.Trim(u.Path, "/") != "" {
+	if err != nil {
 		return e
 	}
-	u.Path = "/storage/v1/"
+	switch {
+	case strings.Trim(u.Path, "/") == "":
+		u.Path = "/storage/v1/"
+	case !strings.HasSuffix(u.Path, "/"):
+		u.Path += "/"
+	default:
+		return e
+	}
+	u.RawPath = ""
 	return u.String()
 }
 
