@@ -2,14 +2,17 @@ package credentials
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/storage/gcs"
 	"github.com/wedsync/backup-replication/shared/storage/s3"
@@ -45,16 +48,46 @@ func S3(cfg s3.Config, awsCfg aws.Config, log *slog.Logger) Build {
 }
 
 // GCS builds GCS providers from cfg with the secret's key file (GCSCreds).
+//
+// When cfg.Endpoint is set (an emulator, such as the local stack's
+// fake-gcs-server), a secret that holds no credentials at all (an empty
+// string, {} or {"credentialsJson": ""}, as the local stack stores) builds
+// an unauthenticated provider, as an empty gcs.Config.CredentialsJSON with
+// an Endpoint does. Without an endpoint such a secret is an error: it never
+// falls back to Application Default Credentials silently.
 func GCS(cfg gcs.Config, log *slog.Logger) Build {
 	return func(ctx context.Context, v Version) (storage.Provider, error) {
+		cfg := cfg
+		if cfg.Endpoint != "" && noGCSCredentials(v.Value) {
+			cfg.CredentialsJSON = ""
+			return gcs.New(ctx, cfg, log)
+		}
 		c, err := ParseGCS(v.Value)
 		if err != nil {
 			return nil, err
 		}
-		cfg := cfg
 		cfg.CredentialsJSON = c.CredentialsJSON
 		return gcs.New(ctx, cfg, log)
 	}
+}
+
+// noGCSCredentials reports whether a GCS secret holds no credentials: empty,
+// {}, or {"credentialsJson": ""} (null counts as empty).
+func noGCSCredentials(v secret.Secret) bool {
+	raw := strings.TrimSpace(v.Reveal())
+	if raw == "" {
+		return true
+	}
+	var f map[string]json.RawMessage
+	if json.Unmarshal([]byte(raw), &f) != nil {
+		return false
+	}
+	for k, val := range f {
+		if k != "credentialsJson" || (string(val) != `""` && string(val) != "null") {
+			return false
+		}
+	}
+	return true
 }
 
 // Supabase builds Supabase providers from cfg with the secret's service
