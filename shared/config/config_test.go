@@ -82,8 +82,8 @@ func TestLoadReplicateReportsEveryProblem(t *testing.T) {
 			[]string{`PROVIDER "s3-standby" has no settings (set S3_STANDBY_BUCKET)`, "not in the policy table"}},
 		{"unknown provider", map[string]string{"PROVIDER": "azure"}, []string{"a known provider name"}},
 		{"bad values", map[string]string{"REPLICATE_CONCURRENCY": "many", "LOG_LEVEL": "loud", "LANDING_RETAINED": "maybe",
-			"REPLICATE_RESUME_ABOVE": "big", "S3_REPLICA_ENDPOINT": "ftp://x", "POLICY": `{"providers":[]}`},
-			[]string{"REPLICATE_CONCURRENCY:", "LOG_LEVEL:", "LANDING_RETAINED:", "REPLICATE_RESUME_ABOVE:", "S3_REPLICA_ENDPOINT:", "POLICY:"}},
+			"REPLICATE_RESUME_ABOVE": "big", "S3_REPLICA_ENDPOINT": "ftp://x", "POLICY": `{"providers":[]}`, "CREDENTIALS_TTL": "soon"},
+			[]string{"REPLICATE_CONCURRENCY:", "LOG_LEVEL:", "LANDING_RETAINED:", "REPLICATE_RESUME_ABOVE:", "S3_REPLICA_ENDPOINT:", "POLICY:", "CREDENTIALS_TTL:"}},
 		{"supabase without key", map[string]string{"PROVIDER": "supabase", "SUPABASE_SERVICE_KEY": ""},
 			[]string{"SUPABASE_SERVICE_KEY or SUPABASE_SECRET_ARN is required"}},
 		{"half a key pair", map[string]string{"PROVIDER": "s3", "S3_REPLICA_ACCESS_KEY_ID": "AKID"},
@@ -129,7 +129,7 @@ func TestSecretsNeverPrint(t *testing.T) {
 
 func TestProvidersSelectAndStandby(t *testing.T) {
 	c, err := LoadCommon(local(map[string]string{"S3_STANDBY_BUCKET": "standby", "S3_STANDBY_REGION": "us-west-2",
-		"LANDING_RETAINED": "true", "LOG_LEVEL": "debug"}))
+		"LANDING_RETAINED": "true", "LOG_LEVEL": "debug", "CREDENTIALS_TTL": "90s"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,6 +145,9 @@ func TestProvidersSelectAndStandby(t *testing.T) {
 	one := c.Providers.Select("s3-standby")
 	if got := strings.Join(one.Configured(), ","); got != "s3-standby" || one.Standby.Name != "s3-standby" {
 		t.Fatalf("select: %s", got)
+	}
+	if c.Providers.CredentialsTTL != 90*time.Second || one.CredentialsTTL != 90*time.Second {
+		t.Fatalf("CREDENTIALS_TTL: %s, after select %s", c.Providers.CredentialsTTL, one.CredentialsTTL)
 	}
 	if err := c.Policy.Validate(); err != nil {
 		t.Fatal(err)

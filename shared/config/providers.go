@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/secret"
@@ -43,11 +44,20 @@ const (
 //	STORAGE_EMULATOR_HOST   or: the emulator's host:port (Google's convention)
 //	GCS_CREDENTIALS_JSON    a Google credentials file's content (a secret)
 //	GCS_SECRET_ARN          or: Secrets Manager secret {"credentialsJson"}
+//
+//	CREDENTIALS_TTL         how long a secret read from Secrets Manager is used before it is
+//	                        read again (e.g. 5m; default 0: the credentials package's default)
+//
+// When a provider's *_SECRET_ARN is set its credentials come from that
+// secret (and follow its rotation); the direct values are for local runs
+// without Secrets Manager.
 type Providers struct {
 	Supabase Supabase
 	S3       S3
 	Standby  S3
 	GCS      GCS
+	// CredentialsTTL is CREDENTIALS_TTL; 0 means the default.
+	CredentialsTTL time.Duration
 }
 
 // Supabase is the primary provider's settings.
@@ -108,6 +118,7 @@ func loadProviders(r *reader, aws AWS) Providers {
 			Endpoint:        r.url("GCS_ENDPOINT"),
 			CredentialsJSON: r.secret("GCS_CREDENTIALS_JSON"), SecretARN: r.str("GCS_SECRET_ARN", ""),
 		},
+		CredentialsTTL: r.duration("CREDENTIALS_TTL", 0),
 	}
 	if p.GCS.Endpoint == "" {
 		p.GCS.Endpoint = r.url("STORAGE_EMULATOR_HOST")
@@ -135,7 +146,7 @@ func (p Providers) Has(name string) bool { return slices.Contains(p.Configured()
 // Select returns p with only the named providers kept (the others' settings
 // cleared), e.g. for a replicate deployment that serves one provider.
 func (p Providers) Select(names ...string) Providers {
-	var out Providers
+	out := Providers{CredentialsTTL: p.CredentialsTTL}
 	for _, n := range names {
 		switch n {
 		case NameSupabase:
