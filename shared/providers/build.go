@@ -1,42 +1,42 @@
 // Package providers turns the configured provider settings into
-// storage.Providers: it resolves each provider's secret from Secrets
-// Manager when the configuration names one instead of carrying the value,
-// and calls each provider package's constructor. Functions call Build once
-// at start; decorators (logging, breaker, retry) are composed on top by the
-// caller.
+// storage.Providers. A provider whose configuration names a Secrets Manager
+// secret (*_SECRET_ARN) is built through the credentials package: its
+// credentials are read from the secret (one shared loader, cached for
+// CREDENTIALS_TTL) and follow the secret's rotation without a restart. A
+// provider without a secret is built from the direct values (local runs,
+// tests). Functions call Build once at start; decorators (logging, breaker,
+// retry) are composed on top by the caller.
 package providers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/wedsync/backup-replication/shared/config"
-	"github.com/wedsync/backup-replication/shared/secret"
+	"github.com/wedsync/backup-replication/shared/credentials"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/storage/gcs"
 	"github.com/wedsync/backup-replication/shared/storage/s3"
 	"github.com/wedsync/backup-replication/shared/storage/supabase"
 )
 
-// Secret shapes in Secrets Manager (the rotate function writes the same):
-//
-//	SUPABASE_SECRET_ARN    {"url": "https://<ref>.supabase.co", "serviceKey": "<service_role key>"}
-//	S3_*_SECRET_ARN        {"accessKeyId": "...", "secretAccessKey": "..."}
-//	GCS_SECRET_ARN         {"credentialsJson": "<credentials file content>"}, or the credentials file itself
-//
-// A value set directly in the environment wins over the secret.
+// The secrets' shapes are credentials.ParseSupabase, ParseS3 and ParseGCS
+// (the rotate function writes the same). When a *_SECRET_ARN is set the
+// secret wins over a direct value set alongside it (which is logged as
+// ignored); SUPABASE_URL still applies when the secret has no "url". A GCS
+// secret without credentials means no authentication only when an emulator
+// endpoint is configured (credentials.GCS).
 
 // Build returns a provider for every configured provider in cfg, keyed by
-// name. Use cfg.Select to build only some. Errors name the provider and
-// never quote a secret.
+// name. Use cfg.Select to build only some. Every secret is read once now,
+// so a missing or malformed secret is an error at start. Errors name the
+// provider and never quote a secret.
 func Build(ctx context.Context, cfg config.Providers, awsCfg aws.Config, logger *slog.Logger) (map[string]storage.Provider, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -44,29 +44,26 @@ func Build(ctx context.Context, cfg config.Providers, awsCfg aws.Config, logger 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sm := &secrets{cfg: awsCfg}
+	b := &builder{cfg: cfg, awsCfg: awsCfg, log: logger}
 	out := map[string]storage.Provider{}
 	var errs []error
-	add := func(name string, p storage.Provider, err error) {
+	add := func(p storage.Provider, err error) {
 		if err != nil {
-			errs = append(errs, fmt.Errorf("provider %s: %w", name, err))
+			errs = append(errs, err)
 			return
 		}
-		out[name] = p
+		out[p.Name()] = p
 	}
 	if c := cfg.Supabase; c.Bucket != "" {
-		p, err := buildSupabase(ctx, c, sm, logger)
-		add(config.NameSupabase, p, err)
+		add(b.supabase(ctx, c))
 	}
 	for _, c := range []config.S3{cfg.S3, cfg.Standby} {
 		if c.Bucket != "" {
-			p, err := buildS3(ctx, c, awsCfg, sm, logger)
-			add(c.Name, p, err)
+			add(b.s3(ctx, c))
 		}
 	}
 	if c := cfg.GCS; c.Bucket != "" {
-		p, err := buildGCS(ctx, c, sm, logger)
-		add(config.NameGCS, p, err)
+		add(b.gcs(ctx, c))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -74,91 +71,88 @@ func Build(ctx context.Context, cfg config.Providers, awsCfg aws.Config, logger 
 	return out, nil
 }
 
-func buildSupabase(ctx context.Context, c config.Supabase, sm *secrets, log *slog.Logger) (storage.Provider, error) {
-	if c.SecretARN != "" && (c.ServiceKey.IsZero() || c.URL == "") {
-		var v struct {
-			URL        string `json:"url"`
-			ServiceKey string `json:"serviceKey"`
-		}
-		raw, err := sm.get(ctx, c.SecretARN)
-		if err != nil {
-			return nil, err
-		}
-		if json.Unmarshal([]byte(raw), &v) != nil {
-			v.ServiceKey = strings.TrimSpace(raw) // the key itself
-		}
-		if c.ServiceKey.IsZero() {
-			c.ServiceKey = secret.Secret(v.ServiceKey)
-		}
-		if c.URL == "" {
-			c.URL = v.URL
-		}
-	}
-	return supabase.New(supabase.Config{Name: config.NameSupabase, URL: c.URL, ServiceKey: c.ServiceKey, Bucket: c.Bucket}, log)
+// builder holds what the providers of one Build share, above all the one
+// credentials loader (created on first use: no Secrets Manager client
+// unless a secret is named).
+type builder struct {
+	cfg    config.Providers
+	awsCfg aws.Config
+	log    *slog.Logger
+	loader *credentials.Loader
 }
 
-func buildS3(ctx context.Context, c config.S3, awsCfg aws.Config, sm *secrets, log *slog.Logger) (storage.Provider, error) {
-	if c.SecretARN != "" && c.AccessKeyID == "" {
-		var v struct {
-			AccessKeyID     string `json:"accessKeyId"`
-			SecretAccessKey string `json:"secretAccessKey"`
-		}
-		raw, err := sm.get(ctx, c.SecretARN)
-		if err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
-			return nil, fmt.Errorf("secret %s is not {\"accessKeyId\",\"secretAccessKey\"}", c.SecretARN)
-		}
-		c.AccessKeyID, c.SecretAccessKey = v.AccessKeyID, secret.Secret(v.SecretAccessKey)
+// rotating builds provider name from the secret arn through the shared
+// loader. direct names the direct variable set alongside, if any.
+func (b *builder) rotating(ctx context.Context, name, arn, direct string, build credentials.Build) (storage.Provider, error) {
+	if b.loader == nil {
+		b.loader = credentials.NewLoader(secretsmanager.NewFromConfig(b.awsCfg),
+			credentials.LoaderConfig{TTL: b.cfg.CredentialsTTL, Logger: b.log})
 	}
+	if direct != "" {
+		b.log.InfoContext(ctx, "credentials from the secret; the direct value is ignored", "provider", name,
+			"op", "credentials", "ignored", direct)
+	}
+	// credentials.Provider's errors name the provider already.
+	return credentials.Provider(ctx, name, arn, b.loader, build, b.log)
+}
+
+func (b *builder) supabase(ctx context.Context, c config.Supabase) (storage.Provider, error) {
+	pc := supabase.Config{Name: config.NameSupabase, URL: c.URL, ServiceKey: c.ServiceKey, Bucket: c.Bucket}
+	if c.SecretARN != "" {
+		pc.ServiceKey = ""
+		return b.rotating(ctx, pc.Name, c.SecretARN, ifSet(!c.ServiceKey.IsZero(), "SUPABASE_SERVICE_KEY"),
+			credentials.Supabase(pc, b.log))
+	}
+	p, err := supabase.New(pc, b.log)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+	}
+	return p, nil
+}
+
+func (b *builder) s3(ctx context.Context, c config.S3) (storage.Provider, error) {
 	pc := s3.Config{Name: c.Name, Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, UsePathStyle: c.UsePathStyle,
 		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}
+	if c.SecretARN != "" {
+		prefix := "S3_REPLICA_"
+		if c.Name == config.NameS3Standby {
+			prefix = "S3_STANDBY_"
+		}
+		return b.rotating(ctx, c.Name, c.SecretARN, ifSet(c.AccessKeyID != "", prefix+"ACCESS_KEY_ID"),
+			credentials.S3(pc, b.awsCfg, b.log))
+	}
+	var p *s3.Provider
+	var err error
 	if c.AccessKeyID != "" {
-		return s3.New(ctx, pc, log)
+		p, err = s3.New(ctx, pc, b.log)
+	} else {
+		// No keys of its own: the function's role, through the shared config.
+		p, err = s3.NewWithClient(pc, awss3.NewFromConfig(b.awsCfg, s3.ClientOptions(pc)), b.log)
 	}
-	// No keys of its own: the function's role, through the shared config.
-	return s3.NewWithClient(pc, awss3.NewFromConfig(awsCfg, s3.ClientOptions(pc)), log)
-}
-
-func buildGCS(ctx context.Context, c config.GCS, sm *secrets, log *slog.Logger) (storage.Provider, error) {
-	creds := c.CredentialsJSON
-	if creds.IsZero() && c.SecretARN != "" {
-		raw, err := sm.get(ctx, c.SecretARN)
-		if err != nil {
-			return nil, err
-		}
-		var v struct {
-			CredentialsJSON string `json:"credentialsJson"`
-			Type            string `json:"type"`
-		}
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
-			return nil, fmt.Errorf("secret %s is not JSON", c.SecretARN)
-		}
-		if v.Type != "" {
-			creds = secret.Secret(raw) // the credentials file itself
-		} else {
-			creds = secret.Secret(v.CredentialsJSON)
-		}
-	}
-	return gcs.New(ctx, gcs.Config{Name: config.NameGCS, Bucket: c.Bucket, ProjectID: c.Project, Endpoint: c.Endpoint,
-		CredentialsJSON: gcs.Secret(creds.Reveal()), ChunkSize: gcs.DefaultChunkSize}, log)
-}
-
-// secrets reads Secrets Manager lazily: no client unless a secret is named.
-type secrets struct {
-	cfg    aws.Config
-	client *secretsmanager.Client
-}
-
-func (s *secrets) get(ctx context.Context, arn string) (string, error) {
-	if s.client == nil {
-		s.client = secretsmanager.NewFromConfig(s.cfg)
-	}
-	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn)})
 	if err != nil {
-		// The SDK error names the secret and the cause, never its value.
-		return "", fmt.Errorf("read secret %s: %w", arn, err)
+		return nil, fmt.Errorf("provider %s: %w", c.Name, err)
 	}
-	return aws.ToString(out.SecretString), nil
+	return p, nil
+}
+
+func (b *builder) gcs(ctx context.Context, c config.GCS) (storage.Provider, error) {
+	pc := gcs.Config{Name: config.NameGCS, Bucket: c.Bucket, ProjectID: c.Project, Endpoint: c.Endpoint,
+		CredentialsJSON: c.CredentialsJSON, ChunkSize: gcs.DefaultChunkSize}
+	if c.SecretARN != "" {
+		pc.CredentialsJSON = ""
+		return b.rotating(ctx, pc.Name, c.SecretARN, ifSet(!c.CredentialsJSON.IsZero(), "GCS_CREDENTIALS_JSON"),
+			credentials.GCS(pc, b.log))
+	}
+	p, err := gcs.New(ctx, pc, b.log)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", pc.Name, err)
+	}
+	return p, nil
+}
+
+func ifSet(set bool, name string) string {
+	if set {
+		return name
+	}
+	return ""
 }
