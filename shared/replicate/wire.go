@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -18,16 +20,23 @@ import (
 	"github.com/wedsync/backup-replication/shared/providers"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/storage/decorate"
+	"github.com/wedsync/backup-replication/shared/validate"
 )
 
 // Option adjusts what Wire builds.
 type Option func(*wiring)
 
 type wiring struct {
-	cfg     []func(*Config)
-	deps    []func(*Deps)
-	breaker breaker.Settings
+	cfg       []func(*Config)
+	deps      []func(*Deps)
+	breaker   breaker.Settings
+	onInvalid func(ctx context.Context, r validate.Result)
 }
+
+// coldStartCheck bounds the canaries Wire runs at cold start: a provider
+// that does not answer in time is not refused (that is the breaker's
+// business), and the function still starts within Lambda's init limit.
+const coldStartCheck = 5 * time.Second
 
 // WithConfig lets f adjust the handler's Config (tests: short waits and
 // retries) before the handler is built.
@@ -40,6 +49,15 @@ func WithDeps(f func(*Deps)) Option { return func(w *wiring) { w.deps = append(w
 // cannot be built here: it imports this package).
 func WithProgress(p Publisher) Option {
 	return WithDeps(func(d *Deps) { d.Progress = p })
+}
+
+// WithOnInvalid calls f each time a provider this deployment writes to
+// becomes unusable: its cold-start canary, or a transfer, was refused in a
+// way retrying cannot fix (credentials, a missing bucket). Wire an alert
+// here (shared/alert imports this package, so Wire cannot build one); the
+// refusal is logged either way.
+func WithOnInvalid(f func(ctx context.Context, r validate.Result)) Option {
+	return func(w *wiring) { w.onInvalid = f }
 }
 
 // WithBreakerSettings is the template of the providers' breakers (Name
@@ -55,8 +73,12 @@ func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w
 //     Gate, consulted once per transfer);
 //   - the standby, when the policy table has one other than this provider
 //     and its settings are present (S3_STANDBY_*), for failover;
-//   - a shared circuit breaker per provider (this one and the standby) on
-//     the BREAKERS_TABLE, when it is set;
+//   - a Gate per provider (this one and the standby): a validate.Guard,
+//     whose canary runs now (bounded by coldStartCheck) and which refuses
+//     work while the provider's credentials or bucket are unusable, like an
+//     open breaker (the message waits, the copy fails over), in front of
+//     the provider's shared circuit breaker on the BREAKERS_TABLE, when it
+//     is set;
 //   - its queue (QUEUE_URL), when set, for visibility timeouts and waits;
 //   - the landing bucket reader, the DynamoDB catalog, the policy table,
 //     JSON logs to logger and EMF metrics to metricsOut.
@@ -99,20 +121,22 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 	if standby != "" {
 		d.Standby = logged(ps[standby], logger)
 	}
+	var ownBreaker, standbyBreaker *breaker.Breaker
 	if cfg.Tables.Breakers != "" {
 		bs, err := breaker.NewDynamoStore(db, cfg.Tables.Breakers)
 		if err != nil {
 			return nil, err
 		}
-		if d.Gate, err = newBreaker(bs, w.breaker, cfg.Provider, logger); err != nil {
+		if ownBreaker, err = newBreaker(bs, w.breaker, cfg.Provider, logger); err != nil {
 			return nil, err
 		}
 		if standby != "" {
-			if d.StandbyGate, err = newBreaker(bs, w.breaker, standby, logger); err != nil {
+			if standbyBreaker, err = newBreaker(bs, w.breaker, standby, logger); err != nil {
 				return nil, err
 			}
 		}
 	}
+	d.Gate, d.StandbyGate = w.guards(ctx, p, ownBreaker, ps[standby], standbyBreaker, logger)
 	if cfg.QueueURL != "" {
 		d.Queue = sqs.NewFromConfig(awsCfg)
 	}
@@ -125,6 +149,34 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 		f(&c)
 	}
 	return New(c, d)
+}
+
+// guards checks the provider (and the standby, when sb is not nil) at once,
+// and returns their Gates: each a validate.Guard in front of its breaker
+// (nil: none). The standby's Gate is nil without a standby.
+func (w *wiring) guards(ctx context.Context, p storage.Provider, pb *breaker.Breaker, sb storage.Provider, sbb *breaker.Breaker,
+	logger *slog.Logger) (own, standby Gate) {
+	cctx, cancel := context.WithTimeout(ctx, coldStartCheck)
+	defer cancel()
+	guard := func(p storage.Provider, next *breaker.Breaker) *validate.Guard {
+		gc := validate.GuardConfig{Logger: logger, OnInvalid: w.onInvalid}
+		if next != nil {
+			gc.Next = next
+		}
+		g := validate.NewGuard(cctx, p, gc)
+		if r := g.Result(); r.Usable() {
+			logger.InfoContext(ctx, "provider checked at cold start", "provider", r.Provider, "op", "validate",
+				"ok", r.OK, "step", r.Step, "kind", r.Kind, "duration_ms", r.LatencyMs)
+		}
+		return g
+	}
+	var wg sync.WaitGroup
+	if sb != nil {
+		wg.Go(func() { standby = guard(sb, sbb) })
+	}
+	own = guard(p, pb)
+	wg.Wait()
+	return own, standby
 }
 
 func logged(p storage.Provider, logger *slog.Logger) storage.Provider {
