@@ -10,12 +10,17 @@
 // those of its organization subscribed to "*"; provider health and alerts
 // without a backup go to every "*" subscriber.
 //
-// Delivery: messages are queued per backup and sent in order, each to all
-// of its subscribers in parallel through a bounded pool of workers, so a
-// subscriber sees one backup's messages in the order they happened.
-// Copying progress is throttled per backup (by default one batch every
-// 250 ms, the latest position of each provider; positions in between are
-// dropped); every other message is sent, and a final state (a copy
+// Delivery: messages are queued per backup and sent in order. What is
+// queued goes out as a batch: one subscriber lookup (copying positions
+// reuse it for SubscriberTTL), then one task per connection on a bounded
+// pool of workers that posts the batch's messages in order, so a
+// subscriber sees one backup's messages in the order they happened, and a
+// backlog costs fewer lookups and waits. Copying progress is throttled per
+// backup (by default one batch every 250 ms with the latest position of
+// each provider; positions in between are dropped; in production each
+// replicate function serves one provider, so that is at most four
+// backup_progress a second per backup and provider); every other message
+// is sent, and a final state (a copy
 // verified or failed) is waited for, within Config.FinalWait, so that a
 // Lambda invocation does not freeze with it unsent. A connection API
 // Gateway reports gone (410 GoneException) is removed from the store.
@@ -40,6 +45,7 @@ const (
 	DefaultInterval    = 250 * time.Millisecond
 	DefaultPostTimeout = 5 * time.Second
 	DefaultFinalWait   = 5 * time.Second
+	DefaultSubscribers = time.Second
 	// MaxPayload bounds an encoded message (API Gateway allows 128 KB).
 	MaxPayload = 32 << 10
 	// maxText clips free text (errors, alert messages) in a message.
@@ -57,6 +63,11 @@ type Config struct {
 	PostTimeout time.Duration
 	// FinalWait bounds how long a final state waits to be delivered.
 	FinalWait time.Duration
+	// SubscriberTTL is how long copying positions reuse a backup's
+	// subscriber list (one Query of the connections table); every other
+	// message looks its subscribers up afresh. A new subscriber may miss
+	// positions for that long, never a final state.
+	SubscriberTTL time.Duration
 }
 
 // Poster posts to a connection; *apigatewaymanagementapi.Client is one
@@ -88,25 +99,34 @@ type Stats struct {
 	Gone      int64 // connections found gone and removed
 	Failed    int64 // posts that failed otherwise
 	Throttled int64 // progress positions replaced by a later one before sending
+	Lookups   int64 // subscriber lookups in the connections table
 }
 
 // Publisher sends messages to subscribers. Build it with New; it is safe
 // for concurrent use. Close it to deliver what is queued and stop.
 type Publisher struct {
-	cfg Config
-	d   Deps
-	log *slog.Logger
-	sem chan struct{}
+	cfg         Config
+	d           Deps
+	log         *slog.Logger
+	tasks       chan func() // the worker pool's queue (see startWorkers)
+	workersOnce sync.Once
 
-	mu      sync.Mutex
-	streams map[string]*stream
-	copying map[string]bool // backupID|provider → a COPYING state was announced
-	active  int             // streams with a running sender
-	idle    chan struct{}   // closed when active drops to 0
-	forcing int             // Flush calls in progress: ignore the throttle
-	closed  bool
+	mu       sync.Mutex
+	streams  map[string]*stream
+	copying  map[string]bool   // backupID|provider → a COPYING state was announced
+	audience map[string]cached // backupID|organizationID → its subscribers
+	active   int               // streams with a running sender
+	idle     chan struct{}     // closed when active drops to 0
+	forcing  int               // Flush calls in progress: ignore the throttle
+	closed   bool
 
-	messages, posts, gone, failed, throttled atomic.Int64
+	messages, posts, gone, failed, throttled, lookups atomic.Int64
+}
+
+// cached is a subscriber list and when it was read.
+type cached struct {
+	ids []string
+	at  time.Time
 }
 
 // New checks deps and returns a publisher.
@@ -114,7 +134,7 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	if d.Poster == nil || d.Audience == nil {
 		return nil, errors.New("publish: Deps.Poster and Deps.Audience are required")
 	}
-	if cfg.Workers < 0 || cfg.Interval < 0 || cfg.PostTimeout < 0 || cfg.FinalWait < 0 {
+	if cfg.Workers < 0 || cfg.Interval < 0 || cfg.PostTimeout < 0 || cfg.FinalWait < 0 || cfg.SubscriberTTL < 0 {
 		return nil, errors.New("publish: negative workers, interval or timeout")
 	}
 	if cfg.Workers == 0 {
@@ -129,6 +149,9 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	if cfg.FinalWait == 0 {
 		cfg.FinalWait = DefaultFinalWait
 	}
+	if cfg.SubscriberTTL == 0 {
+		cfg.SubscriberTTL = DefaultSubscribers
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,14 +160,14 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	}
 	idle := make(chan struct{})
 	close(idle)
-	return &Publisher{cfg: cfg, d: d, log: d.Logger, sem: make(chan struct{}, cfg.Workers),
-		streams: map[string]*stream{}, copying: map[string]bool{}, idle: idle}, nil
+	return &Publisher{cfg: cfg, d: d, log: d.Logger, tasks: make(chan func()),
+		streams: map[string]*stream{}, copying: map[string]bool{}, audience: map[string]cached{}, idle: idle}, nil
 }
 
 // Stats returns the counters.
 func (p *Publisher) Stats() Stats {
 	return Stats{Messages: p.messages.Load(), Posts: p.posts.Load(), Gone: p.gone.Load(),
-		Failed: p.failed.Load(), Throttled: p.throttled.Load()}
+		Failed: p.failed.Load(), Throttled: p.throttled.Load(), Lookups: p.lookups.Load()}
 }
 
 // Flush sends everything queued, throttled progress included, and returns

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -105,11 +106,16 @@ func (p *Publisher) run(s *stream) {
 	for {
 		p.mu.Lock()
 		if len(s.queue) > 0 {
-			it := s.queue[0]
-			s.queue[0] = nil
-			s.queue = s.queue[1:]
+			// Everything queued for the same audience goes out together.
+			n := 1
+			for n < len(s.queue) && n < maxBatch && s.queue[n].org == s.queue[0].org {
+				n++
+			}
+			batch := slices.Clone(s.queue[:n])
+			clear(s.queue[:n])
+			s.queue = s.queue[n:]
 			p.mu.Unlock()
-			p.deliver(it)
+			p.deliver(batch)
 			continue
 		}
 		if len(s.pending) > 0 {
@@ -147,6 +153,11 @@ func (p *Publisher) run(s *stream) {
 // p.mu held.
 func (p *Publisher) sweep() {
 	now := p.d.Now()
+	for k, c := range p.audience {
+		if now.Sub(c.at) >= p.cfg.SubscriberTTL {
+			delete(p.audience, k)
+		}
+	}
 	for k, s := range p.streams {
 		if !s.running && len(s.queue) == 0 && len(s.pending) == 0 && !s.next.After(now) {
 			delete(p.streams, k)
@@ -154,56 +165,125 @@ func (p *Publisher) sweep() {
 	}
 }
 
-// deliver posts one message to each of its subscribers in parallel, through
-// the shared pool of workers, and waits for all of them.
-func (p *Publisher) deliver(it *item) {
+// startWorkers starts the pool once: Config.Workers goroutines that live
+// as long as the publisher (a goroutine per post would grow a fresh stack
+// through the SDK's middleware every time).
+func (p *Publisher) startWorkers() {
+	p.workersOnce.Do(func() {
+		for range p.cfg.Workers {
+			go func() {
+				for task := range p.tasks {
+					task()
+				}
+			}()
+		}
+	})
+}
+
+// maxBatch bounds the messages delivered together.
+const maxBatch = 64
+
+// deliver sends a batch of one stream's messages, all for the same
+// audience: one subscriber lookup, then one task per connection on the
+// shared pool of workers, posting the messages in order; it returns when
+// every connection has them (or failed).
+func (p *Publisher) deliver(batch []*item) {
+	start := p.d.Now()
+	first := batch[0].msg
+	log := p.log.With("op", "publish")
+	if first.BackupID != "" {
+		log = log.With("backup_id", first.BackupID)
+	}
 	defer func() {
-		p.messages.Add(1)
-		if it.done != nil {
-			close(it.done)
+		p.messages.Add(int64(len(batch)))
+		for _, it := range batch {
+			if it.done != nil {
+				close(it.done)
+			}
 		}
 	}()
-	start := p.d.Now()
-	log := p.log.With("op", "publish", "type", it.msg.Type)
-	if it.msg.BackupID != "" {
-		log = log.With("backup_id", it.msg.BackupID)
+	bodies := make([][]byte, 0, len(batch))
+	cacheable := true
+	for _, it := range batch {
+		body, err := json.Marshal(it.msg)
+		if err == nil && len(body) > MaxPayload {
+			err = errors.New("payload over MaxPayload")
+		}
+		if err != nil {
+			log.Error("message not sent", "type", it.msg.Type, "provider", it.msg.Provider, "error", err.Error(), "bytes", len(body))
+			continue
+		}
+		bodies = append(bodies, body)
+		cacheable = cacheable && it.msg.Type == TypeBackupProgress && it.msg.Step == StepCopying
 	}
-	if it.msg.Provider != "" {
-		log = log.With("provider", it.msg.Provider)
-	}
-	body, err := json.Marshal(it.msg)
-	if err == nil && len(body) > MaxPayload {
-		err = errors.New("payload over MaxPayload")
-	}
-	if err != nil {
-		log.Error("message not sent", "error", err.Error(), "bytes", len(body))
+	if len(bodies) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.PostTimeout)
-	ids, err := p.d.Audience.Subscribers(ctx, it.msg.BackupID, it.org)
-	cancel()
+	ids, err := p.subscribers(first.BackupID, batch[0].org, cacheable)
 	if err != nil {
-		log.Warn("subscribers unknown; message not sent", "error", err.Error())
+		log.Warn("subscribers unknown; messages not sent", "messages", len(bodies), "error", err.Error())
 		return
 	}
+	p.startWorkers()
 	var wg sync.WaitGroup
+	wg.Add(len(ids))
 	for _, id := range ids {
-		p.sem <- struct{}{}
-		wg.Add(1)
-		go func() {
+		p.tasks <- func() {
 			defer wg.Done()
-			defer func() { <-p.sem }()
-			p.post(log, id, body)
-		}()
+			for _, body := range bodies {
+				if !p.post(log, id, body) {
+					return
+				}
+			}
+		}
 	}
 	wg.Wait()
 	if len(ids) > 0 {
-		log.Debug("published", "connections", len(ids), "bytes", len(body), "duration_ms", p.d.Now().Sub(start).Milliseconds())
+		log.Debug("published", "messages", len(bodies), "connections", len(ids), "duration_ms", p.d.Now().Sub(start).Milliseconds())
 	}
 }
 
-// post sends body to one connection; a connection that is gone is removed.
-func (p *Publisher) post(log *slog.Logger, id string, body []byte) {
+// subscribers returns the connections of backupID (and of org's "*"):
+// from the cache when cacheable (copying positions only) and read less
+// than SubscriberTTL ago, else from the store (and then cached).
+func (p *Publisher) subscribers(backupID, org string, cacheable bool) ([]string, error) {
+	key := backupID + "|" + org
+	now := p.d.Now()
+	if cacheable {
+		p.mu.Lock()
+		c, ok := p.audience[key]
+		p.mu.Unlock()
+		if ok && now.Sub(c.at) < p.cfg.SubscriberTTL {
+			return c.ids, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.PostTimeout)
+	defer cancel()
+	p.lookups.Add(1)
+	ids, err := p.d.Audience.Subscribers(ctx, backupID, org)
+	if err == nil {
+		p.mu.Lock()
+		p.audience[key] = cached{ids: ids, at: now}
+		p.mu.Unlock()
+	}
+	return ids, err
+}
+
+// forget drops a gone connection from the cached subscriber lists.
+func (p *Publisher) forget(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, c := range p.audience {
+		if i := slices.Index(c.ids, id); i >= 0 {
+			c.ids = slices.Delete(slices.Clone(c.ids), i, i+1)
+			p.audience[k] = c
+		}
+	}
+}
+
+// post sends body to one connection and reports whether the connection
+// is still there; a connection that is gone is removed.
+func (p *Publisher) post(log *slog.Logger, id string, body []byte) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.PostTimeout)
 	defer cancel()
 	_, err := p.d.Poster.PostToConnection(ctx, &apigatewaymanagementapi.PostToConnectionInput{ConnectionId: aws.String(id), Data: body})
@@ -211,15 +291,19 @@ func (p *Publisher) post(log *slog.Logger, id string, body []byte) {
 	switch {
 	case err == nil:
 		p.posts.Add(1)
+		return true
 	case errors.As(err, &gone):
 		p.gone.Add(1)
+		p.forget(id)
 		if derr := p.d.Audience.Disconnect(ctx, id); derr != nil {
 			log.Warn("gone connection not removed; it expires by TTL", "connection_id", id, "error", derr.Error())
-			return
+		} else {
+			log.Info("gone connection removed", "connection_id", id)
 		}
-		log.Info("gone connection removed", "connection_id", id)
+		return false
 	default:
 		p.failed.Add(1)
 		log.Warn("post to connection failed", "connection_id", id, "error", err.Error())
+		return true
 	}
 }
