@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -319,5 +320,8 @@ func TestValidateProviders(t *testing.T) {
 	e2.call("GET", "/providers/validate", "org1", nil).decode(t, &out)
 	if out.OK || len(out.Providers) != 1 || out.Providers[0].OK || out.Providers[0].Step != "put" || out.Providers[0].Kind == "" {
 		t.Fatalf("validate with a missing bucket: %+v", out)
+	}
+	if m := out.Providers[0].Message; !strings.Contains(m, "bucket does not exist") {
+		t.Errorf("validate with a missing bucket: message %q does not say what to look at", m)
 	}
 }

@@ -5,12 +5,11 @@ import (
 	_ "embed"
 	"net/http"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/policy"
-	"github.com/wedsync/backup-replication/shared/storage"
+	"github.com/wedsync/backup-replication/shared/validate"
 )
 
 // StatusReport is the answer to GET /status: the caller's organization's
@@ -81,47 +80,25 @@ func (h *Handler) providers(w http.ResponseWriter, r *http.Request, p Principal)
 	return nil
 }
 
-// ProbeReport is one provider's canary round trip in GET /providers/validate.
-type ProbeReport struct {
-	Provider string `json:"provider"`
-	OK       bool   `json:"ok"`
-	// Step is the step that failed (put, get, verify, delete) and Kind its
-	// error kind; the error text itself is logged, not returned.
-	Step      string `json:"step,omitempty"`
-	Kind      string `json:"kind,omitempty"`
-	LatencyMs int64  `json:"latencyMs"`
-}
+// ProbeReport is one provider's canary round trip in GET /providers/validate
+// (validate.Result): provider, ok, the step that failed (put, get, verify,
+// delete) and its error kind, a message for a person saying what to look
+// at, latencyMs and at. The error text itself is logged, not returned.
+type ProbeReport = validate.Result
 
-// validateProviders runs storage.Probe (write, read back, delete a canary)
-// on every configured provider at once.
+// validateProviders runs the canary (write, read back, delete) on every
+// configured provider at once (validate.Check).
 func (h *Handler) validateProviders(w http.ResponseWriter, r *http.Request, _ Principal) *apiError {
 	ctx, cancel := context.WithTimeout(r.Context(), DefaultProbeTimeout)
 	defer cancel()
-	names := make([]string, 0, len(h.deps.Providers))
-	for n := range h.deps.Providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	out := make([]ProbeReport, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res, err := storage.Probe(ctx, h.deps.Providers[n])
-			out[i] = ProbeReport{Provider: n, OK: res.OK, Step: res.Step, Kind: res.Kind, LatencyMs: res.Latency.Milliseconds()}
-			if err != nil {
-				h.log.WarnContext(ctx, "provider probe failed", "provider", n, "op", "probe", "step", res.Step,
-					"duration_ms", res.Latency.Milliseconds(), "error", err.Error())
-			}
-		}()
-	}
-	wg.Wait()
-	ok := true
+	out := validate.Check(ctx, h.deps.Providers)
 	for _, p := range out {
-		ok = ok && p.OK
+		if p.Err != nil {
+			h.log.WarnContext(ctx, "provider probe failed", "provider", p.Provider, "op", "probe", "step", p.Step,
+				"kind", p.Kind, "duration_ms", p.LatencyMs, "error", p.Err.Error())
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"ok": ok, "providers": out})
+	writeJSON(w, http.StatusOK, map[string]any{"ok": validate.AllOK(out), "providers": out})
 	return nil
 }
 
