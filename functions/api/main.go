@@ -1,5 +1,6 @@
 // Command api is the HTTPS API Lambda (API Gateway HTTP API, payload v2):
-// shared/api's net/http handler behind aws-lambda-go-api-proxy. Variables:
+// shared/api's net/http handler behind aws-lambda-go-api-proxy, with
+// provider health read from the health table (shared/health). Variables:
 // shared/config (LoadAPI) and shared/api (LoadEnv).
 package main
 
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/health"
 )
 
 func main() {
@@ -29,7 +31,7 @@ func main() {
 	}
 	var h *api.Handler
 	if err = errors.Join(err, eerr, aerr); err == nil {
-		h, err = api.Wire(ctx, cfg, env, awsCfg, log, nil)
+		h, err = api.Wire(ctx, cfg, env, awsCfg, log, nil, api.WithHealthTable(health.APIHealth))
 	}
 	if err != nil {
 		log.Error("api cannot start", "op", "init", "error", err.Error())

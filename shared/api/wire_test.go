@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -18,6 +19,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
+	healthtable "github.com/wedsync/backup-replication/shared/health"
 	"github.com/wedsync/backup-replication/shared/providers"
 	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage/supabase"
@@ -41,8 +43,8 @@ func TestWire(t *testing.T) {
 		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": m.URL,
 		"LANDING_BUCKET": fmt.Sprintf("wire-landing-%d", n),
 		"BACKUPS_TABLE":  fmt.Sprintf("wire-backups-%d", n), "REPLICAS_TABLE": fmt.Sprintf("wire-replicas-%d", n),
-		"BREAKERS_TABLE": fmt.Sprintf("wire-breakers-%d", n),
-		"SUPABASE_URL":   sb.URL, "SUPABASE_BUCKET": "primary", "SUPABASE_SERVICE_KEY": sb.ServiceKey,
+		"BREAKERS_TABLE": fmt.Sprintf("wire-breakers-%d", n), "HEALTH_TABLE": fmt.Sprintf("wire-health-%d", n),
+		"SUPABASE_URL": sb.URL, "SUPABASE_BUCKET": "primary", "SUPABASE_SERVICE_KEY": sb.ServiceKey,
 		"S3_REPLICA_BUCKET":        fmt.Sprintf("wire-replica-%d", n),
 		"S3_REPLICA_ACCESS_KEY_ID": emulator.MotoAccessKeyID, "S3_REPLICA_SECRET_ACCESS_KEY": emulator.MotoSecretAccessKey,
 		"GCS_BUCKET": "offsite", "GCS_ENDPOINT": g.URL,
@@ -70,6 +72,17 @@ func TestWire(t *testing.T) {
 	if err := breaker.EnsureTable(t.Context(), db, vars["BREAKERS_TABLE"]); err != nil {
 		t.Fatal(err)
 	}
+	if err := healthtable.EnsureTable(t.Context(), db, vars["HEALTH_TABLE"]); err != nil {
+		t.Fatal(err)
+	}
+	// The health function found s3 down; gcs and supabase were never probed
+	// (their breakers, closed, stand in).
+	hs, _ := healthtable.NewStore(db, vars["HEALTH_TABLE"])
+	now := time.Now().UTC()
+	if _, err := hs.SaveStatus(t.Context(), healthtable.ProviderStatus{Provider: "s3", State: api.HealthDown, Down: true,
+		Since: now, CheckedAt: now, Detail: "canary put refused"}, 0); err != nil {
+		t.Fatal(err)
+	}
 	if err := g.CreateBucket("offsite"); err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +94,12 @@ func TestWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	logs := &bytes.Buffer{}
-	h, err := api.Wire(t.Context(), cfg, apiEnv, awsCfg, slog.New(slog.NewJSONHandler(&lockedWriter{w: logs}, nil)),
+	lw := &lockedWriter{w: logs}
+	h, err := api.Wire(t.Context(), cfg, apiEnv, awsCfg, slog.New(slog.NewJSONHandler(lw, nil)),
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.Write([]byte("<h1>dashboard</h1>"))
-		}))
+		}), api.WithHealthTable(healthtable.APIHealth))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +116,16 @@ func TestWire(t *testing.T) {
 		t.Fatalf("providers: %+v", ps)
 	}
 	for _, p := range ps.Providers {
-		if !p.Configured || !p.Downloadable || p.Health.State != api.HealthUp {
-			t.Errorf("provider %+v", p)
+		want := api.HealthUp
+		if p.Name == "s3" {
+			want = api.HealthDown
 		}
+		if !p.Configured || !p.Downloadable || p.Health.State != want {
+			t.Errorf("provider %+v: want health %s (s3 from the health table, the others from their breakers)", p, want)
+		}
+	}
+	if !waitForLines(lw, "provider checked at cold start", 3) {
+		t.Errorf("no cold-start check logged for every provider: %s", lw.String())
 	}
 	if r := e.call("GET", "/providers/validate", "org1", nil); r.Status != 200 || !strings.HasPrefix(string(r.Body), `{"ok":true`) {
 		t.Fatalf("validate: %d %s", r.Status, r.Body)
@@ -134,7 +155,24 @@ func TestWire(t *testing.T) {
 	if r.Status != 200 || strings.Contains(string(r.Body), `"ok":false`) {
 		t.Fatalf("verify: %d %s", r.Status, r.Body)
 	}
-	if strings.Contains(logs.String(), sb.ServiceKey) || strings.Contains(logs.String(), string(testSecret)) {
+	if strings.Contains(lw.String(), sb.ServiceKey) || strings.Contains(lw.String(), string(testSecret)) {
 		t.Error("a secret appears in the logs")
 	}
+}
+
+// waitForLines waits (up to a minute) until w holds n log lines with msg.
+func waitForLines(w *lockedWriter, msg string, n int) bool {
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if strings.Count(w.String(), `"msg":"`+msg+`"`) >= n {
+			return true
+		}
+	}
+	return false
+}
+
+// String returns what was written so far.
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.w)
 }

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/breaker"
 )
@@ -38,6 +40,19 @@ func NewStatusReader(store *Store, names []string, breakers []*breaker.Breaker, 
 	}
 	return &StatusReader{store: store, names: names, breakers: bs, stale: staleAfter, now: time.Now}
 }
+
+// APIHealth is the api function's health source (api.WithHealthTable): a
+// StatusReader of names over the health table, with breakers standing in
+// for stale or missing documents and the default stale limit.
+func APIHealth(db *dynamodb.Client, table string, names []string, breakers []*breaker.Breaker) (api.HealthSource, error) {
+	store, err := NewStore(db, table)
+	if err != nil {
+		return nil, err
+	}
+	return NewStatusReader(store, names, breakers, 0), nil
+}
+
+var _ api.HealthTable = APIHealth
 
 // Status returns every provider's status document, in order; a provider
 // never probed has State StateUnknown, and a stale document's State is
