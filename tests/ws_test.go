@@ -163,10 +163,9 @@ func (w *liveWorld) startCopies() {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.gcsProxy.Close() })
-	// The base URL, not …/storage/v1/: shared/config trims the trailing
-	// slash, and the GCS provider then builds its resumable-upload URL as
-	// …/storage/v1upload/… (a 404 for backups over REPLICATE_RESUME_ABOVE).
-	w.env["GCS_BUCKET"], w.env["GCS_ENDPOINT"] = "offsite", w.gcsProxy.URL
+	// Spelled as the local stack spells it (shared/config trims the slash;
+	// before 8b26a2a that broke resumable uploads over 32 MiB).
+	w.env["GCS_BUCKET"], w.env["GCS_ENDPOINT"] = "offsite", w.gcsProxy.URL+"/storage/v1/"
 	w.env["SUPABASE_URL"], w.env["SUPABASE_BUCKET"], w.env["SUPABASE_SERVICE_KEY"] = w.supabase.URL, "backups", w.supabase.ServiceKey
 	s3c := s3.NewFromConfig(w.awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
 	for _, b := range []string{w.env["LANDING_BUCKET"], w.env["S3_REPLICA_BUCKET"]} {
