@@ -28,10 +28,12 @@ var periodicStatuses = []catalog.Status{catalog.StatusAtRisk, catalog.StatusRepl
 
 // Reconcile queues again every copy that healthy providers owe: for each
 // backup in statuses (landed more than ReconcileGrace ago), each provider in
-// providers whose copy is missing (standbys excepted: they only take copies
-// on failover) or FAILED gets the landing object's event on its queue, or,
-// when the landing object is gone, a copy written here from another
-// verified provider.
+// providers whose copy is missing or FAILED gets the landing object's event
+// on its queue, or, when the landing object is gone, a copy written here
+// from another verified provider. Standbys owe nothing: they take copies
+// only on failover, from the replicate deployment of the provider they
+// stand in for (which is backfilled when it recovers), and no deployment
+// reads a standby queue.
 func (h *Handler) Reconcile(ctx context.Context, providers []string, statuses []catalog.Status) (ReconcileReport, error) {
 	return h.reconcile(ctx, providers, statuses)
 }
@@ -80,11 +82,11 @@ func (h *Handler) reconcileBackup(ctx context.Context, b catalog.Backup, provide
 	var errs []error
 	for _, name := range providers {
 		row, ok := h.d.Policy.Provider(name)
-		if !ok {
+		if !ok || row.Role == policy.RoleStandby {
 			continue
 		}
 		r, has := reps[name]
-		owed := (!has && row.Role != policy.RoleStandby) || (has && r.State == catalog.ReplicaFailed)
+		owed := !has || r.State == catalog.ReplicaFailed
 		if !owed {
 			continue
 		}
@@ -112,8 +114,12 @@ const requeued = "queued"
 // requeue makes provider get a good copy of b again: the landing object's
 // event on the provider's queue when the landing object is still there
 // (the replicate function rewrites the copy from it), otherwise a copy
-// from another verified provider, made here.
+// from another verified provider, made here. A standby's copy is always
+// made here: no replicate deployment reads a standby queue.
 func (h *Handler) requeue(ctx context.Context, b catalog.Backup, provider string, reps map[string]catalog.Replica) (string, error) {
+	if row, ok := h.d.Policy.Provider(provider); ok && row.Role == policy.RoleStandby {
+		return h.repairFromCopy(ctx, b, provider, reps)
+	}
 	key := landingKey(b)
 	q := h.cfg.Queues[provider]
 	if h.d.Landing == nil {

@@ -47,7 +47,10 @@ type scrubCursor struct {
 // pass is done. A copy is read when it fits in its
 // provider's remaining budget, or when nothing was read from that provider
 // yet this run (so copies larger than the budget are checked too, one per
-// run). Copies found missing or corrupt are marked FAILED, alerted
+// run). Only VERIFIED copies are read: DELETED ones (standby copies expired
+// after backfill) and copies in any other state are skipped, and so is a
+// copy whose record changed while it was read (deleted meanwhile). Copies
+// found missing or corrupt are marked FAILED, alerted
 // ("integrity:<backupId>:<provider>"), and repaired.
 func (h *Handler) Scrub(ctx context.Context, healthy []string) (ScrubReport, error) {
 	rep := ScrubReport{Bytes: map[string]int64{}}
@@ -144,10 +147,8 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 		switch {
 		case err != nil && storage.KindOf(err) == storage.NotFound:
 			kind, why = storage.NotFound, "the copy is missing"
-			rep.Missing++
 		case err != nil && storage.KindOf(err) == storage.Integrity:
 			kind, why = storage.Integrity, "the provider reports the copy corrupt: "+err.Error()
-			rep.Corrupt++
 		case err != nil:
 			rep.Unreadable++
 			h.log.WarnContext(ctx, "scrub could not read a copy; it is read again later", "backup_id", b.ID, "provider", name,
@@ -155,16 +156,46 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 			continue
 		case got != r.VerifiedSHA256 || n != b.Size:
 			kind, why = storage.Integrity, fmt.Sprintf("read back %d bytes with sha256 %s; verified %d bytes with %s", n, got, b.Size, r.VerifiedSHA256)
-			rep.Corrupt++
 		default:
 			h.log.DebugContext(ctx, "copy intact", "backup_id", b.ID, "provider", name, "op", "scrub", "bytes", n)
 			continue
+		}
+		// A record deleted (a standby copy expired after backfill) or
+		// rewritten while the copy was read: what was read is no longer the
+		// verified copy, so it is not a finding.
+		switch changed, err := h.replicaChanged(ctx, r); {
+		case err != nil:
+			rep.Unreadable++
+			h.log.WarnContext(ctx, "scrub could not re-read the copy's record; it is read again later", "backup_id", b.ID,
+				"provider", name, "op", "scrub", "error", replicate.Redact(err.Error()))
+			continue
+		case changed:
+			h.log.DebugContext(ctx, "copy changed while scrubbed; not a finding", "backup_id", b.ID, "provider", name, "op", "scrub")
+			continue
+		}
+		if kind == storage.NotFound {
+			rep.Missing++
+		} else {
+			rep.Corrupt++
 		}
 		if err := h.onFinding(ctx, b, r, kind, why, reps, rep); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return stalled, errors.Join(errs...)
+}
+
+// replicaChanged reports whether r's record is no longer the version
+// scrubbing read (deleted, failed or rewritten since).
+func (h *Handler) replicaChanged(ctx context.Context, r catalog.Replica) (bool, error) {
+	cur, err := h.d.Catalog.GetReplica(ctx, r.BackupID, r.Provider)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return cur.Version != r.Version || cur.State != catalog.ReplicaVerified, nil
 }
 
 // onFinding handles a copy found missing or corrupt: FAILED in the
