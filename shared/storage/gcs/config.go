@@ -43,9 +43,8 @@ type Config struct {
 	// Endpoint means no authentication (an emulator).
 	CredentialsJSON Secret
 	// Endpoint overrides the JSON API endpoint, e.g. an emulator's
-	// "http://127.0.0.1:4443" (with or without "/storage/v1", with or without
-	// a trailing slash). Empty for
-	// Google Cloud Storage itself.
+	// "http://127.0.0.1:4443" (with or without "/storage/v1", with or
+	// without a trailing slash). Empty for Google Cloud Storage itself.
 	Endpoint string
 	// ChunkSize is the resumable-upload chunk in bytes, a multiple of
 	// 256 KiB. 0 sends each object in one request: no buffer, but no chunk
