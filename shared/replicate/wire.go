@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -51,7 +50,7 @@ func WithProgress(p Publisher) Option {
 	return WithDeps(func(d *Deps) { d.Progress = p })
 }
 
-// WithOnInvalid calls f each time a provider this deployment writes to
+// WithOnInvalid calls f each time the provider this deployment writes to
 // becomes unusable: its cold-start canary, or a transfer, was refused in a
 // way retrying cannot fix (credentials, a missing bucket). Wire an alert
 // here (shared/alert imports this package, so Wire cannot build one); the
@@ -73,12 +72,14 @@ func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w
 //     Gate, consulted once per transfer);
 //   - the standby, when the policy table has one other than this provider
 //     and its settings are present (S3_STANDBY_*), for failover;
-//   - a Gate per provider (this one and the standby): a validate.Guard,
-//     whose canary runs now (bounded by coldStartCheck) and which refuses
-//     work while the provider's credentials or bucket are unusable, like an
-//     open breaker (the message waits, the copy fails over), in front of
-//     the provider's shared circuit breaker on the BREAKERS_TABLE, when it
-//     is set;
+//   - the provider's Gate: a validate.Guard, whose canary runs now
+//     (bounded by coldStartCheck) and which refuses work while the
+//     provider's credentials or bucket are unusable, like an open breaker
+//     (the message waits, the copy fails over), in front of the provider's
+//     shared circuit breaker on the BREAKERS_TABLE, when it is set;
+//   - the standby's Gate: its shared breaker, when BREAKERS_TABLE is set
+//     (no canary: a replicate role may write only the standby's backups/
+//     prefix);
 //   - its queue (QUEUE_URL), when set, for visibility timeouts and waits;
 //   - the landing bucket reader, the DynamoDB catalog, the policy table,
 //     JSON logs to logger and EMF metrics to metricsOut.
@@ -136,7 +137,10 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 			}
 		}
 	}
-	d.Gate, d.StandbyGate = w.guards(ctx, p, ownBreaker, ps[standby], standbyBreaker, logger)
+	d.Gate = w.guard(ctx, p, ownBreaker, logger)
+	if standbyBreaker != nil {
+		d.StandbyGate = standbyBreaker
+	}
 	if cfg.QueueURL != "" {
 		d.Queue = sqs.NewFromConfig(awsCfg)
 	}
@@ -151,32 +155,21 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 	return New(c, d)
 }
 
-// guards checks the provider (and the standby, when sb is not nil) at once,
-// and returns their Gates: each a validate.Guard in front of its breaker
-// (nil: none). The standby's Gate is nil without a standby.
-func (w *wiring) guards(ctx context.Context, p storage.Provider, pb *breaker.Breaker, sb storage.Provider, sbb *breaker.Breaker,
-	logger *slog.Logger) (own, standby Gate) {
+// guard checks p now (bounded by coldStartCheck) and returns its Gate: a
+// validate.Guard in front of p's breaker (nil: none).
+func (w *wiring) guard(ctx context.Context, p storage.Provider, next *breaker.Breaker, logger *slog.Logger) Gate {
 	cctx, cancel := context.WithTimeout(ctx, coldStartCheck)
 	defer cancel()
-	guard := func(p storage.Provider, next *breaker.Breaker) *validate.Guard {
-		gc := validate.GuardConfig{Logger: logger, OnInvalid: w.onInvalid}
-		if next != nil {
-			gc.Next = next
-		}
-		g := validate.NewGuard(cctx, p, gc)
-		if r := g.Result(); r.Usable() {
-			logger.InfoContext(ctx, "provider checked at cold start", "provider", r.Provider, "op", "validate",
-				"ok", r.OK, "step", r.Step, "kind", r.Kind, "duration_ms", r.LatencyMs)
-		}
-		return g
+	gc := validate.GuardConfig{Logger: logger, OnInvalid: w.onInvalid}
+	if next != nil {
+		gc.Next = next
 	}
-	var wg sync.WaitGroup
-	if sb != nil {
-		wg.Go(func() { standby = guard(sb, sbb) })
+	g := validate.NewGuard(cctx, p, gc)
+	if r := g.Result(); r.Usable() {
+		logger.InfoContext(ctx, "provider checked at cold start", "provider", r.Provider, "op", "validate",
+			"ok", r.OK, "step", r.Step, "kind", r.Kind, "duration_ms", r.LatencyMs)
 	}
-	own = guard(p, pb)
-	wg.Wait()
-	return own, standby
+	return g
 }
 
 func logged(p storage.Provider, logger *slog.Logger) storage.Provider {
