@@ -1,6 +1,7 @@
 // Command api is the HTTPS API Lambda (API Gateway HTTP API, payload v2):
 // shared/api's net/http handler behind aws-lambda-go-api-proxy, with
-// provider health read from the health table (shared/health). Variables:
+// provider health read from the health table (shared/health) and the
+// operators' dashboard (shared/dashboard) at GET /. Variables:
 // shared/config (LoadAPI) and shared/api (LoadEnv).
 package main
 
@@ -17,6 +18,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/dashboard"
 	"github.com/wedsync/backup-replication/shared/health"
 )
 
@@ -31,7 +33,8 @@ func main() {
 	}
 	var h *api.Handler
 	if err = errors.Join(err, eerr, aerr); err == nil {
-		h, err = api.Wire(ctx, cfg, env, awsCfg, log, nil, api.WithHealthTable(health.APIHealth))
+		page := dashboard.New(dashboard.Config{WebSocketURL: cfg.WebSocketURL})
+		h, err = api.Wire(ctx, cfg, env, awsCfg, log, page, api.WithHealthTable(health.APIHealth))
 	}
 	if err != nil {
 		log.Error("api cannot start", "op", "init", "error", err.Error())

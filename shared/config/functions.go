@@ -103,6 +103,10 @@ type API struct {
 	MultipartThreshold int64
 	UploadURLTTL       time.Duration
 	DownloadURLTTL     time.Duration
+	// WebSocketURL (WS_URL) is the WebSocket API's client address
+	// (wss://…/{stage}) that the dashboard connects to; empty: the page
+	// takes it from its own address or asks.
+	WebSocketURL string
 }
 
 // LoadAPI reads and validates the API's variables.
@@ -122,6 +126,7 @@ func LoadAPI(getenv Getenv) (API, error) {
 		MultipartThreshold: r.size("API_MULTIPART_THRESHOLD", 0),
 		UploadURLTTL:       r.duration("API_UPLOAD_URL_TTL", 0),
 		DownloadURLTTL:     r.duration("API_DOWNLOAD_URL_TTL", 0),
+		WebSocketURL:       r.str("WS_URL", ""),
 	}
 	return out, errors.Join(err, r.err(), out.Validate())
 }
