@@ -39,6 +39,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/metrics"
 	"github.com/wedsync/backup-replication/shared/policy"
+	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
@@ -77,6 +78,16 @@ type Deps struct {
 	Logger  *slog.Logger    // JSON; nil discards
 	Metrics metrics.Emitter // nil discards
 	Now     func() time.Time
+	// Live pushes each provider's status and each provider alert to the
+	// dashboard's WebSocket subscribers (shared/publish); nil: no push.
+	Live Live
+}
+
+// Live is the part of the WebSocket publisher (shared/publish) health uses.
+type Live interface {
+	ProviderHealth(ctx context.Context, h publish.ProviderHealth)
+	Alert(ctx context.Context, a publish.Alert)
+	Flush(ctx context.Context) error
 }
 
 // Handler is the health function.
@@ -137,6 +148,7 @@ func (h *Handler) Handle(ctx context.Context, _ events.EventBridgeEvent) (Report
 	}
 	rep.Maintenance = h.Maintain(mctx)
 	cancel()
+	defer h.flushLive(ctx)
 	if h.cfg.SingleRound {
 		return rep, nil
 	}
@@ -149,6 +161,17 @@ func (h *Handler) Handle(ctx context.Context, _ events.EventBridgeEvent) (Report
 	}
 	rep.Rounds = append(rep.Rounds, h.Round(ctx))
 	return rep, nil
+}
+
+// flushLive waits for the status pushes to leave before the function
+// freezes.
+func (h *Handler) flushLive(ctx context.Context) {
+	if h.d.Live == nil {
+		return
+	}
+	if err := h.d.Live.Flush(ctx); err != nil {
+		h.log.WarnContext(ctx, "status push not flushed", "op", "publish", "error", err.Error())
+	}
 }
 
 // sleepUntil waits until t or the end of ctx.

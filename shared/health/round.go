@@ -11,6 +11,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/metrics"
+	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
@@ -109,6 +110,7 @@ func (h *Handler) roundFor(ctx context.Context, name string, at time.Time) Provi
 	if err := h.providerAlert(ctx, st); err != nil {
 		log.WarnContext(ctx, "provider alert", "op", "alert", "error", err.Error())
 	}
+	h.pushStatus(ctx, st, tr, res.Latency)
 	if !st.Down && st.RecoveryPending {
 		rr, err := h.recover(ctx, name)
 		out.Recovery = &rr
@@ -218,4 +220,26 @@ func (h *Handler) recover(ctx context.Context, name string) (RecoveryReport, err
 		}
 	}
 	return rep, ErrConflict
+}
+
+// pushStatus sends the provider's status to the dashboard's subscribers,
+// and an alert message when it went down or came back up.
+func (h *Handler) pushStatus(ctx context.Context, st ProviderStatus, tr Transition, latency time.Duration) {
+	if h.d.Live == nil {
+		return
+	}
+	state := st.State
+	if st.Down {
+		state = StateDown
+	}
+	h.d.Live.ProviderHealth(ctx, publish.ProviderHealth{Provider: st.Provider, State: state, Breaker: st.Breaker,
+		Latency: latency, LastError: st.LastError, At: st.CheckedAt})
+	switch tr {
+	case WentDown:
+		h.d.Live.Alert(ctx, publish.Alert{Severity: string(alert.Critical), Provider: st.Provider,
+			Text: "provider " + st.Provider + " is down; its copies wait in its queue", At: st.CheckedAt})
+	case CameUp:
+		h.d.Live.Alert(ctx, publish.Alert{Severity: string(alert.Info), Provider: st.Provider,
+			Text: "provider " + st.Provider + " is back up", At: st.CheckedAt})
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/metrics"
 	"github.com/wedsync/backup-replication/shared/providers"
+	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/replicate"
 )
 
@@ -73,8 +74,14 @@ func Wire(ctx context.Context, c config.Health, env Env, awsCfg aws.Config, logg
 		s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) { o.UsePathStyle = c.AWS.EndpointURL != "" })
 		landing = replicate.NewLanding(s3c, c.LandingBucket, c.AWS.EndpointURL)
 	}
-	return New(cfg, Deps{
+	deps := Deps{
 		Providers: ps, Breakers: breakers, Catalog: cat, Policy: c.Policy, Store: store, Alerts: alerts,
 		Queues: sqs.NewFromConfig(awsCfg), Landing: landing, Logger: logger, Metrics: metrics.NewEMF(metricsOut),
-	})
+	}
+	if c.WSEndpoint != "" && c.Tables.Connections != "" {
+		if deps.Live, err = publish.Wire(awsCfg, c.WSEndpoint, c.Tables.Connections, publish.Config{}, logger); err != nil {
+			return nil, err
+		}
+	}
+	return New(cfg, deps)
 }
