@@ -101,8 +101,9 @@ func markdown(h header, stats []rowStats, memSizes []int64, cfgs []memConfig, po
 	return b.String()
 }
 
-// comparisons states, for each pair, our best figure against rclone's and
-// against the destination's one-request ceiling.
+// comparisons states, for each pair, our figure at rclone's settings
+// against rclone's, and our best figure against the destination's
+// one-request ceiling.
 func comparisons(stats []rowStats) string {
 	var b strings.Builder
 	pairs := []string{}
@@ -113,6 +114,7 @@ func comparisons(stats []rowStats) string {
 	}
 	b.WriteString("\n")
 	for _, p := range pairs {
+		var ours []*rowStats
 		var best, rclone, ceiling *rowStats
 		for i := range stats {
 			s := &stats[i]
@@ -121,6 +123,7 @@ func comparisons(stats []rowStats) string {
 			}
 			switch s.tool {
 			case toolOurs:
+				ours = append(ours, s)
 				if best == nil || s.mbps > best.mbps {
 					best = s
 				}
@@ -133,16 +136,29 @@ func comparisons(stats []rowStats) string {
 		if best == nil {
 			continue
 		}
-		fmt.Fprintf(&b, "- %s: ours best %.1f MB/s (%s)", p, best.mbps, best.mode)
+		fmt.Fprintf(&b, "- %s:", p)
 		if rclone != nil {
-			fmt.Fprintf(&b, "; rclone %.1f MB/s (ours %.0f%% of it)", rclone.mbps, 100*best.mbps/rclone.mbps)
+			for _, o := range ours {
+				if modeKey(o.mode) == modeKey(rclone.mode) {
+					fmt.Fprintf(&b, " at rclone's settings (%s) ours %.1f MB/s, rclone %.1f MB/s (%.0f%%);",
+						modeKey(o.mode), o.mbps, rclone.mbps, 100*o.mbps/rclone.mbps)
+				}
+			}
 		}
+		fmt.Fprintf(&b, " ours best %.1f MB/s (%s)", best.mbps, best.mode)
 		if ceiling != nil {
-			fmt.Fprintf(&b, "; one-request ceiling %.1f MB/s (ours %.0f%% of it)", ceiling.mbps, 100*best.mbps/ceiling.mbps)
+			fmt.Fprintf(&b, ", %.0f%% of the one-request ceiling (%.1f MB/s)", 100*best.mbps/ceiling.mbps, ceiling.mbps)
 		}
 		b.WriteString(".\n")
 	}
 	return b.String()
+}
+
+// modeKey is a mode without its parenthesised detail: rows with equal keys
+// ran at the same settings.
+func modeKey(mode string) string {
+	k, _, _ := strings.Cut(mode, " (")
+	return k
 }
 
 func memoryTable(sizes []int64, cfgs []memConfig, points [][]memPoint) string {
