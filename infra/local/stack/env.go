@@ -40,10 +40,11 @@ func DevToken(org string, ttl time.Duration) string {
 }
 
 // parameters are the template parameters the local stack sets: provider
-// buckets on the emulators, the emulator's Supabase URL, the dev issuer.
+// buckets on the emulators, the emulator's Supabase URL, the dev issuer;
+// then Options.Parameters.
 func (s *Stack) parameters() map[string]any {
 	n := s.opts.StackName
-	return map[string]any{
+	out := map[string]any{
 		"SupabaseUrl":     s.Supabase.URL,
 		"S3ReplicaBucket": n + "-s3-replica",
 		"S3ReplicaRegion": emulator.MotoRegion,
@@ -54,6 +55,10 @@ func (s *Stack) parameters() map[string]any {
 		"JwtAudience":     DevJWTAudience,
 		"AllowedOrigin":   "http://127.0.0.1",
 	}
+	for k, v := range s.opts.Parameters {
+		out[k] = v
+	}
+	return out
 }
 
 func (s *Stack) buckets() Buckets {

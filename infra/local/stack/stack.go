@@ -65,6 +65,10 @@ type Options struct {
 	Env map[string]string
 	// FunctionEnv is added to one function's environment, by logical id.
 	FunctionEnv map[string]map[string]string
+	// Parameters override template parameters, after the local values
+	// (e.g. DlqMaxReceives, so that tests see a message dead-lettered
+	// after fewer receives).
+	Parameters map[string]any
 	// SupabaseDir keeps the Supabase emulator's objects (default: a
 	// temporary directory removed by Close).
 	SupabaseDir string
