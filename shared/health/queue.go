@@ -138,7 +138,7 @@ func (h *Handler) redriveByCopy(ctx context.Context, q Queue) (int, error) {
 	moved := 0
 	for moved < h.cfg.RedriveMax && ctx.Err() == nil {
 		out, err := h.d.Queues.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(q.DLQURL),
-			MaxNumberOfMessages: 10, VisibilityTimeout: 60, MessageAttributeNames: []string{"All"}})
+			MaxNumberOfMessages: int32(min(10, h.cfg.RedriveMax-moved)), VisibilityTimeout: 60, MessageAttributeNames: []string{"All"}})
 		if err != nil {
 			return moved, fmt.Errorf("redrive %s: %w", queueName(q.DLQURL), err)
 		}

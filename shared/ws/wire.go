@@ -50,6 +50,9 @@ func Wire(ctx context.Context, s Settings, awsCfg aws.Config, logger *slog.Logge
 // DevAuthenticator (which a browser cannot use: it trusts a header).
 func authenticator(ctx context.Context, s Settings, awsCfg aws.Config, logger *slog.Logger) (api.Authenticator, error) {
 	if s.Env.AuthMode == api.AuthModeDev {
+		if logger == nil {
+			logger = slog.New(slog.DiscardHandler)
+		}
 		logger.Warn("API_AUTH_MODE=dev: the X-Dev-Organization header is trusted without proof; never deploy this", "op", "init")
 		return api.DevAuthenticator{}, nil
 	}
