@@ -26,54 +26,62 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 )
 
-// e2eRun is one end-to-end scenario: backups of the given sizes uploaded
-// through the HTTP API, Concurrency at a time, each awaited until
-// PROTECTED within Timeout, then every copy read back from every provider.
+// e2eRun is one end-to-end scenario on the shared stack: backups of the
+// given sizes uploaded through the HTTP API, Concurrency at a time, each
+// awaited until PROTECTED within Timeout of its start, then every copy
+// read back from every provider.
 type e2eRun struct {
 	Sizes       []int64
 	Concurrency int
 	Timeout     time.Duration
-	// APIEnv is added to the API function's environment (e.g. a lower
-	// multipart threshold, so that smaller backups upload in parts).
-	APIEnv map[string]string
 }
 
-// TestEndToEndMixedSizes: five backups from empty to 20 MiB reach
-// PROTECTED, and every copy on every provider has the declared SHA-256.
-// The multipart threshold is lowered to 16 MiB so that the 20 MiB backup
-// takes the multipart path (three 8 MiB parts, then complete).
-func TestEndToEndMixedSizes(t *testing.T) {
-	runE2E(t, e2eRun{
-		Sizes:       []int64{0, 1, 1 << 20, 7 << 20, 20 << 20},
-		Concurrency: 5,
-		Timeout:     5 * time.Minute,
-		APIEnv:      map[string]string{"API_MULTIPART_THRESHOLD": "16MiB", "API_PART_SIZE": "8MiB"},
-	})
-}
-
-// runE2E starts the local stack and plays the scenario.
-func runE2E(t *testing.T, run e2eRun) {
-	need := []string{"ApiFunction", "ReplicateSupabaseFunction", "ReplicateS3Function", "ReplicateGcsFunction"}
-	for _, id := range need {
-		if dir, ok := functionDir(t, id); !ok {
-			t.Skipf("functions/%s does not exist yet; the end-to-end run needs %v", dir, need)
-		}
+// mixedSizes are 50 backups from 0 B to 200 MiB, about 620 MiB in all:
+// mostly small, a few across the API's 16 MiB multipart threshold (the
+// shared stack's) and the replicate functions' 32 MiB resumable-upload
+// threshold, and three large ones. The CI machine has 2 cores and the
+// GCS emulator is slow, so the total stays moderate.
+func mixedSizes() []int64 {
+	sizes := []int64{0, 1}
+	for i := range int64(23) { // 1 KiB … ~0.7 MiB
+		sizes = append(sizes, 1<<10+i*i*1499)
 	}
-	s := startStack(t, stack.Options{ScheduleInterval: -1, FunctionEnv: map[string]map[string]string{"ApiFunction": run.APIEnv}})
+	for i := range int64(15) { // 1 MiB … 8 MiB, odd lengths
+		sizes = append(sizes, 1<<20+i*(1<<19)+7*i)
+	}
+	sizes = append(sizes, 12<<20, 16<<20, 16<<20+1, 20<<20+12345, 28<<20, 40<<20, 64<<20-3) // single PUT up to 16 MiB, parts above
+	return append(sizes, 50<<20, 100<<20+7, 200<<20)
+}
+
+// TestEndToEndMixedSizes: 50 backups from 0 B to 200 MiB reach PROTECTED,
+// and every copy on every provider (and the landing object) has the
+// declared size and SHA-256.
+func TestEndToEndMixedSizes(t *testing.T) {
+	t.Parallel()
+	runE2E(t, e2eRun{Sizes: mixedSizes(), Concurrency: 4, Timeout: 20 * time.Minute})
+}
+
+// runE2E plays the scenario on the shared stack.
+func runE2E(t *testing.T, run e2eRun) {
+	s := sharedStack(t)
 	org := api.NewID(time.Now())
 	c := apiclient.New(s.APIURL, stack.DevToken(org, time.Hour))
 
 	type result struct {
-		size   int64
-		sha    string
-		detail api.BackupDetail
-		err    error
+		size      int64
+		sha       string
+		detail    api.BackupDetail
+		err       error
+		protected time.Duration // from upload complete to PROTECTED
 	}
 	results := make([]result, len(run.Sizes))
 	var multipart atomic.Int32
 	sem := make(chan struct{}, max(1, run.Concurrency))
 	var wg sync.WaitGroup
+	begin := time.Now()
+	var total int64
 	for i, size := range run.Sizes {
+		total += size
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -83,19 +91,29 @@ func runE2E(t *testing.T, run e2eRun) {
 			defer cancel()
 			data := patternData{seed: uint64(i + 1), size: size}
 			sha := data.sha256()
-			d, parts, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup-%d-of-%d-bytes.bin", i, size), data, sha)
+			var landed time.Time
+			d, parts, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup-%d-of-%d-bytes.bin", i, size), data, sha, &landed)
 			if parts > 0 {
 				multipart.Add(1)
 			}
-			results[i] = result{size: size, sha: sha, detail: d, err: err}
+			results[i] = result{size: size, sha: sha, detail: d, err: err, protected: time.Since(landed)}
 		}()
 	}
 	wg.Wait()
-	t.Logf("%d of %d backups uploaded in parts", multipart.Load(), len(run.Sizes))
+	wall := time.Since(begin)
+	var worst time.Duration
+	for _, r := range results {
+		if r.err == nil {
+			worst = max(worst, r.protected)
+		}
+	}
+	t.Logf("SUMMARY %d backups, %d MiB, %d uploaded in parts: all settled in %s (slowest upload-complete→PROTECTED %s)",
+		len(run.Sizes), total>>20, multipart.Load(), wall.Round(time.Second), worst.Round(time.Second))
 
 	ctx, cancel := context.WithTimeout(context.Background(), run.Timeout)
 	defer cancel()
-	readers := copyReaders(s)
+	readStart := time.Now()
+	var mu sync.Mutex
 	for i, r := range results {
 		name := fmt.Sprintf("backup %d (%d bytes)", i, r.size)
 		if r.err != nil {
@@ -108,21 +126,8 @@ func runE2E(t *testing.T, run e2eRun) {
 		}
 		seen := map[string]bool{}
 		for _, rep := range r.detail.Replicas {
-			if rep.State != catalog.ReplicaVerified {
-				continue
-			}
-			seen[rep.Provider] = true
-			read, ok := readers[rep.Provider]
-			if !ok {
-				t.Errorf("%s: copy on %s, a provider this test cannot read", name, rep.Provider)
-				continue
-			}
-			got, n, err := read(ctx, rep.Key)
-			switch {
-			case err != nil:
-				t.Errorf("%s: read back %s/%s: %v", name, rep.Provider, rep.Key, err)
-			case got != r.sha || n != r.size:
-				t.Errorf("%s: %s copy has %d bytes sha256 %s, want %d bytes %s", name, rep.Provider, n, got, r.size, r.sha)
+			if rep.State == catalog.ReplicaVerified {
+				seen[rep.Provider] = true
 			}
 		}
 		for _, p := range []string{"supabase", "s3", "gcs"} {
@@ -130,16 +135,46 @@ func runE2E(t *testing.T, run e2eRun) {
 				t.Errorf("%s is PROTECTED without a verified copy on %s: %s", name, p, replicaSummary(r.detail))
 			}
 		}
-		// The landing object is the source every copy came from.
-		if got, n, err := readers["landing"](ctx, b.LandingKey); err != nil || got != r.sha || n != r.size {
-			t.Errorf("%s: landing object %d bytes %s (%v), want %d bytes %s", name, n, got, err, r.size, r.sha)
+		// Every verified copy, and the landing object every copy came from,
+		// read straight from its emulator (four at a time).
+		copies := map[string]string{"landing": b.LandingKey}
+		for _, rep := range r.detail.Replicas {
+			if rep.State == catalog.ReplicaVerified {
+				copies[rep.Provider] = rep.Key
+			}
+		}
+		for where, key := range copies {
+			read, ok := s.Read[where]
+			if !ok {
+				t.Errorf("%s: copy on %s, a provider this test cannot read", name, where)
+				continue
+			}
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				got, n, err := read(ctx, key)
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err != nil:
+					t.Errorf("%s: read back %s/%s: %v", name, where, key, err)
+				case got != r.sha || n != r.size:
+					t.Errorf("%s: %s copy has %d bytes sha256 %s, want %d bytes %s", name, where, n, got, r.size, r.sha)
+				}
+			}()
 		}
 	}
+	wg.Wait()
+	t.Logf("every copy read back and hashed in %s", time.Since(readStart).Round(time.Second))
+	s.requireNoCrash(t)
 }
 
 // uploadAndWait registers a backup, uploads its bytes and waits for PROTECTED.
-// It returns the number of parts of a multipart upload (0: one PUT).
-func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string) (api.BackupDetail, int32, error) {
+// It returns the number of parts of a multipart upload (0: one PUT), and
+// sets *landed, when not nil, to when the upload completed.
+func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string, landed *time.Time) (api.BackupDetail, int32, error) {
 	size := data.size
 	created, err := c.CreateBackup(ctx, api.CreateBackupRequest{
 		OrganizationID: org, Name: name, Size: &size, SHA256: sha, ContentType: "application/octet-stream",
@@ -154,6 +189,9 @@ func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, d
 	}
 	if err := c.Upload(ctx, created.Upload, data, size); err != nil {
 		return api.BackupDetail{}, parts, fmt.Errorf("upload: %w", err)
+	}
+	if landed != nil {
+		*landed = time.Now()
 	}
 	d, err := c.Wait(ctx, created.Backup.ID, 250*time.Millisecond, apiclient.Protected, nil)
 	if errors.Is(err, context.DeadlineExceeded) {

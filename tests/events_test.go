@@ -51,7 +51,7 @@ var eventCases = map[string][]eventCase{
 
 // TestEventsInvoke is our `sam local invoke`: every function whose folder
 // exists is built for this machine, run under aws-lambda-rie with the
-// environment the template gives it (pointing at a moto the test starts),
+// environment the template gives it (pointing at the shared stack's moto),
 // and invoked with its events from events/.
 func TestEventsInvoke(t *testing.T) {
 	have := existingFunctions(t)
@@ -63,7 +63,7 @@ func TestEventsInvoke(t *testing.T) {
 			t.Errorf("events cover %s, which template.yaml does not declare", id)
 		}
 	}
-	s := startStack(t, stack.Options{ScheduleInterval: -1})
+	s := sharedStack(t).Stack
 	for _, id := range loadTemplate(t).FunctionIDs() {
 		t.Run(id, func(t *testing.T) {
 			if reason, skipped := s.Skipped[id]; skipped {

@@ -102,24 +102,14 @@ func artifactsDir(t testing.TB) string {
 	return d
 }
 
-// startStack starts the local stack for a test and stops it at the end.
-// A missing aws-lambda-rie or moto_server fails under REQUIRE_EMULATORS=1
-// and skips otherwise; any other start failure fails the test. Function
-// output goes to tests/artifacts/<test>.log.
+// startStack starts a local stack of its own for a test and stops it at
+// the end (most tests share one: sharedStack). A missing aws-lambda-rie or
+// moto_server fails under REQUIRE_EMULATORS=1 and skips otherwise; any
+// other start failure fails the test. Function output goes to
+// tests/artifacts/<test>.log.
 func startStack(t *testing.T, opts stack.Options) *stack.Stack {
 	t.Helper()
-	if _, err := rie.FindRIE(); err != nil {
-		emulator.Require(t, err)
-	}
-	if os.Getenv(emulator.MotoURLEnv) == "" {
-		if _, err := exec.LookPath("moto_server"); err != nil {
-			emulator.Require(t, fmt.Errorf("moto_server not installed (pip install 'moto[server]'): %w", err))
-		}
-	}
-	if opts.StackName == "" {
-		// Unique names, so that tests sharing one moto (MOTO_URL) never collide.
-		opts.StackName = "t" + strings.ToLower(api.NewID(time.Now())[16:])
-	}
+	requireStackTools(t)
 	if opts.Output == nil {
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())
 		f, err := os.Create(filepath.Join(artifactsDir(t), name+".log"))
@@ -129,17 +119,40 @@ func startStack(t *testing.T, opts stack.Options) *stack.Stack {
 		t.Cleanup(func() { f.Close() })
 		opts.Output = f
 	}
-	opts.Root = repoRoot(t)
-	// Generous: a cold build of the bootstraps compiles every dependency
-	// with the Makefile's flags, which takes minutes on a busy 2-core box.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	s, err := stack.Start(ctx, opts)
+	s, err := launchStack(repoRoot(t), opts)
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// requireStackTools fails (REQUIRE_EMULATORS=1) or skips the test when
+// aws-lambda-rie or moto_server is missing.
+func requireStackTools(t testing.TB) {
+	t.Helper()
+	if _, err := rie.FindRIE(); err != nil {
+		emulator.Require(t, err)
+	}
+	if os.Getenv(emulator.MotoURLEnv) == "" {
+		if _, err := exec.LookPath("moto_server"); err != nil {
+			emulator.Require(t, fmt.Errorf("moto_server not installed (pip install 'moto[server]'): %w", err))
+		}
+	}
+}
+
+// launchStack starts a local stack from the repository at root.
+func launchStack(root string, opts stack.Options) (*stack.Stack, error) {
+	if opts.StackName == "" {
+		// Unique names, so that tests sharing one moto (MOTO_URL) never collide.
+		opts.StackName = "t" + strings.ToLower(api.NewID(time.Now())[16:])
+	}
+	opts.Root = root
+	// Generous: a cold build of the bootstraps compiles every dependency
+	// with the Makefile's flags, which takes minutes on a busy 2-core box.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	return stack.Start(ctx, opts)
 }
 
 // existingFunctions lists the template's functions whose folder exists.
