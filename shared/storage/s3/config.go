@@ -18,7 +18,7 @@ const (
 	MaxCopySize  = 5 << 30  // CopyObject copies up to 5 GiB; larger copies go by parts
 	copyPartSize = 1 << 30  // part size for UploadPartCopy (no bytes pass through us)
 	defaultName  = "s3"     // provider name when Config.Name is empty
-	defaultPart  = 64 << 20 // default Config.PartSize
+	defaultPart  = 16 << 20 // default Config.PartSize: two in flight stay within 64 MiB of memory
 	defaultConc  = 2        // default Config.Concurrency
 )
 
@@ -45,7 +45,7 @@ type Config struct {
 	SecretAccessKey secret.Secret
 	// SessionToken goes with temporary static credentials.
 	SessionToken secret.Secret
-	// PartSize is the multipart part size: 5 MiB to 5 GiB, default 64 MiB.
+	// PartSize is the multipart part size: 5 MiB to 5 GiB, default 16 MiB.
 	// Put buffers up to Concurrency parts, so memory is PartSize×Concurrency.
 	// Put raises it for objects that would need more than 10,000 parts.
 	PartSize int64

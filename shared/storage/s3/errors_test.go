@@ -135,7 +135,7 @@ func TestConfigValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Errorf("minimal config: %v", err)
 	}
-	if d := ok.withDefaults(); d.Name != "s3" || d.PartSize != 64<<20 || d.MultipartThreshold != 64<<20 || d.Concurrency != 2 {
+	if d := ok.withDefaults(); d.Name != "s3" || d.PartSize != 16<<20 || d.MultipartThreshold != 16<<20 || d.Concurrency != 2 {
 		t.Errorf("defaults = %+v", d)
 	}
 	if s := fmt.Sprintf("%+v", Config{SecretAccessKey: "hunter2"}); strings.Contains(s, "hunter2") {
