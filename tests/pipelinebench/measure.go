@@ -1,0 +1,207 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/wedsync/backup-replication/infra/local/apiclient"
+	"github.com/wedsync/backup-replication/infra/local/stack"
+	"github.com/wedsync/backup-replication/shared/api"
+	"github.com/wedsync/backup-replication/shared/catalog"
+)
+
+// providers are the replica providers, in the policy's order.
+var providers = []string{"supabase", "s3", "gcs"}
+
+// functionOf is each provider's replicate function.
+var functionOf = map[string]string{"supabase": "ReplicateSupabaseFunction", "s3": "ReplicateS3Function", "gcs": "ReplicateGcsFunction"}
+
+// config is one stack: the API and the replicate functions of providers.
+type config struct {
+	name      string
+	providers []string
+	// onePut raises the API's multipart threshold so that every upload is
+	// one PUT.
+	onePut bool
+}
+
+// measure is one backup's figures, each from upload complete.
+type measure struct {
+	// Protected is when the backup became PROTECTED (fan-out only).
+	Protected time.Duration
+	// Verified is when each provider's copy was verified; Started when its
+	// replicate run began (the event's trip through EventBridge and SQS).
+	Verified, Started map[string]time.Duration
+	// Upload is how long the upload itself took.
+	Upload time.Duration
+	// Wall is from upload complete until the wait saw the copies done
+	// (within 100 ms), and CPU the CPU time every process of the stack
+	// used meanwhile, by role.
+	Wall time.Duration
+	CPU  map[string]time.Duration
+}
+
+// last is when the last copy was verified.
+func (m measure) last() time.Duration {
+	var d time.Duration
+	for _, v := range m.Verified {
+		d = max(d, v)
+	}
+	return d
+}
+
+// runConfig starts a stack running cfg's functions and measures runs(size)
+// backups of each size on it, one at a time.
+func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs func(size int64) int) (map[int64][]measure, error) {
+	fns := []string{"ApiFunction"}
+	for _, p := range cfg.providers {
+		fns = append(fns, functionOf[p])
+	}
+	logPath := filepath.Join(root, "tests", "artifacts", "pipelinebench-"+strings.ReplaceAll(cfg.name, " ", "-")+".log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	logf("%s: starting a local stack (%s); function logs in %s", cfg.name, strings.Join(fns, ", "), logPath)
+	opts := stack.Options{Root: root, StackName: "bench" + strings.ToLower(api.NewID(time.Now())[16:]),
+		Functions: fns, ScheduleInterval: -1, Output: logFile}
+	if cfg.onePut {
+		opts.FunctionEnv = map[string]map[string]string{"ApiFunction": {"API_MULTIPART_THRESHOLD": "5GiB"}}
+	}
+	s, err := stack.Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	org := api.NewID(time.Now())
+	c := apiclient.New(s.APIURL, stack.DevToken(org, 6*time.Hour))
+	out := map[int64][]measure{}
+	for _, size := range sizes {
+		for i := range runs(size) {
+			m, err := one(ctx, c, org, cfg, size, uint64(size)+uint64(i))
+			if err != nil {
+				return nil, fmt.Errorf("%s backup %d: %w", sizeText(size), i+1, err)
+			}
+			logf("%s: %s: last copy verified %s after upload (upload took %s)", cfg.name, sizeText(size), m.last().Round(time.Millisecond), m.Upload.Round(time.Millisecond))
+			out[size] = append(out[size], m)
+		}
+	}
+	return out, nil
+}
+
+// one uploads a backup and waits until cfg's copies are verified.
+func one(ctx context.Context, c *apiclient.Client, org string, cfg config, size int64, seed uint64) (measure, error) {
+	data := pattern{seed: seed, size: size}
+	sha, err := data.sha256()
+	if err != nil {
+		return measure{}, err
+	}
+	created, err := c.CreateBackup(ctx, api.CreateBackupRequest{OrganizationID: org, Name: fmt.Sprintf("bench-%d.bin", seed),
+		Size: &size, SHA256: sha, ContentType: "application/octet-stream", IdempotencyKey: fmt.Sprintf("bench-%s-%d", org, seed)})
+	if err != nil {
+		return measure{}, fmt.Errorf("register: %w", err)
+	}
+	began := time.Now()
+	if err := c.Upload(ctx, created.Upload, data, size); err != nil {
+		return measure{}, fmt.Errorf("upload: %w", err)
+	}
+	landed := time.Now()
+	cpuBefore := sampleCPU()
+	done := func(d api.BackupDetail) bool {
+		if len(cfg.providers) == len(providers) {
+			return d.Backup.Status == catalog.StatusProtected
+		}
+		for _, r := range d.Replicas {
+			if r.Provider == cfg.providers[0] && r.State == catalog.ReplicaVerified {
+				return true
+			}
+		}
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	d, err := c.Wait(wctx, created.Backup.ID, 100*time.Millisecond, done, nil)
+	if err != nil {
+		return measure{}, fmt.Errorf("wait: %w", err)
+	}
+	m := measure{Upload: landed.Sub(began), Verified: map[string]time.Duration{}, Started: map[string]time.Duration{},
+		Wall: time.Since(landed), CPU: sampleCPU().since(cpuBefore)}
+	if p := d.Backup.ProtectedAt; p != nil {
+		m.Protected = p.Sub(landed)
+	}
+	for _, r := range d.Replicas {
+		if r.State != catalog.ReplicaVerified || r.VerifiedAt == nil {
+			continue
+		}
+		m.Verified[r.Provider] = r.VerifiedAt.Sub(landed)
+		if r.StartedAt != nil {
+			m.Started[r.Provider] = r.StartedAt.Sub(landed)
+		}
+	}
+	for _, p := range cfg.providers {
+		if _, ok := m.Verified[p]; !ok {
+			return m, fmt.Errorf("no verified %s copy", p)
+		}
+	}
+	return m, nil
+}
+
+// pattern is size bytes of deterministic noise generated on demand (never
+// held in memory); ReadAt serves any range.
+type pattern struct {
+	seed uint64
+	size int64
+}
+
+const block = 64 << 10
+
+// ReadAt implements io.ReaderAt.
+func (p pattern) ReadAt(b []byte, off int64) (int, error) {
+	buf := make([]byte, block)
+	n := 0
+	for n < len(b) && off < p.size {
+		bi, bo := off/block, off%block
+		var key [32]byte
+		binary.LittleEndian.PutUint64(key[:], p.seed)
+		binary.LittleEndian.PutUint64(key[8:], uint64(bi))
+		rand.NewChaCha8(key).Read(buf)
+		c := copy(b[n:], buf[bo:min(int64(block), p.size-bi*block)])
+		n += c
+		off += int64(c)
+	}
+	if n < len(b) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (p pattern) sha256() (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, io.NewSectionReader(p, 0, p.size)); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d B", n)
+}
