@@ -19,7 +19,8 @@ package replicate
 // backup is PROTECTED without the standby. The record is marked DELETED
 // first (conditional on its version, so of two deployments backfilling at
 // once one deletes), then the object. A standby copy still being written
-// when backfill ends is kept (nothing deletes what is not yet verified).
+// when backfill ends is not deleted then (nothing deletes what is not yet
+// verified); the failover run that verifies it checks expiry once more.
 
 import (
 	"context"
@@ -49,6 +50,12 @@ func (r *run) failover(ctx context.Context, obj LandingObject, wait time.Duratio
 	so := sr.standIn(ctx, obj)
 	if so.landing {
 		return so // the backup is FAILED: nothing to wait for
+	}
+	if so.verified {
+		// Backfill may have finished while this copy was being written,
+		// and its expiry check then saw the standby unverified: check again
+		// now that it is verified, or it would be kept for ever.
+		r.expireStandby(ctx)
 	}
 	out.what += "; standby " + sb.name + ": " + so.what
 	out.bytes = so.bytes
