@@ -11,6 +11,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 COVERPKG := ./shared/...,./functions/...
 TEST_TIMEOUT ?= 25m
+PIPELINE_BENCH_FLAGS ?= -one-put -runs-large 2
 
 .PHONY: all build test lint bench dev demo tools clean fuzz $(addprefix build-fn-,$(FUNCTIONS))
 
@@ -55,6 +56,7 @@ lint:
 ## bench: throughput and memory, side by side with rclone (see README)
 bench: tools
 	$(GO) run ./tests/bench $(BENCH_FLAGS)
+	$(GO) run ./tests/pipelinebench $(PIPELINE_BENCH_FLAGS)
 
 ## dev: the whole system on this machine, no cloud account
 dev: tools build
