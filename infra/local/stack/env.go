@@ -160,5 +160,7 @@ func (s *Stack) localEnv(wsEndpoint string) map[string]string {
 		"SUPABASE_SERVICE_KEY":      s.Supabase.ServiceKey,
 		"API_JWT_SECRET":            DevJWTSecret,
 		"WS_ENDPOINT":               wsEndpoint,
+		// The dashboard's socket: the same local gateway, seen by a browser.
+		"WS_URL": strings.Replace(wsEndpoint, "http", "ws", 1),
 	}
 }
