@@ -12,8 +12,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/wedsync/backup-replication/shared/api"
@@ -27,10 +25,7 @@ func main() {
 	cfg, err := config.LoadAPI(config.OS)
 	env, eerr := api.LoadEnv(config.OS)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	awsCfg, aerr := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWS.Region))
-	if cfg.AWS.EndpointURL != "" {
-		awsCfg.BaseEndpoint = aws.String(cfg.AWS.EndpointURL)
-	}
+	awsCfg, aerr := cfg.AWS.Config(ctx)
 	var h *api.Handler
 	if err = errors.Join(err, eerr, aerr); err == nil {
 		page := dashboard.New(dashboard.Config{WebSocketURL: cfg.WebSocketURL})

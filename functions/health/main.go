@@ -12,8 +12,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/wedsync/backup-replication/shared/alert"
 	"github.com/wedsync/backup-replication/shared/config"
@@ -25,10 +23,7 @@ func main() {
 	cfg, err := config.LoadHealth(config.OS)
 	env, eerr := health.LoadEnv(config.OS)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	awsCfg, aerr := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(cfg.AWS.Region))
-	if cfg.AWS.EndpointURL != "" {
-		awsCfg.BaseEndpoint = aws.String(cfg.AWS.EndpointURL)
-	}
+	awsCfg, aerr := cfg.AWS.Config(ctx)
 	var h *health.Handler
 	if err = errors.Join(err, eerr, aerr); err == nil {
 		h, err = health.Wire(ctx, cfg, env, awsCfg, log, os.Stdout)

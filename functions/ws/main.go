@@ -11,8 +11,6 @@ import (
 	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/ws"
@@ -22,10 +20,7 @@ func main() {
 	ctx := context.Background()
 	s, err := ws.LoadSettings(config.OS)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: s.LogLevel}))
-	awsCfg, aerr := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRegion(s.AWS.Region))
-	if s.AWS.EndpointURL != "" {
-		awsCfg.BaseEndpoint = aws.String(s.AWS.EndpointURL)
-	}
+	awsCfg, aerr := s.AWS.Config(ctx)
 	var h *ws.Handler
 	if err = errors.Join(err, aerr); err == nil {
 		h, err = ws.Wire(ctx, s, awsCfg, log)
