@@ -31,6 +31,8 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/policy"
+	"github.com/wedsync/backup-replication/shared/retry"
+	"github.com/wedsync/backup-replication/shared/storage"
 )
 
 // standingInPrefix starts the note on a standby's failover copy.
@@ -155,17 +157,34 @@ func (r *run) expireStandby(ctx context.Context) {
 	if standby.Note == "" {
 		gone.Note = "expired after backfill"
 	}
-	if _, err := h.d.Store.PutReplica(rctx, gone); err != nil {
+	recorded, err := h.d.Store.PutReplica(rctx, gone)
+	if err != nil {
 		if !errors.Is(err, catalog.ErrConflict) {
 			r.log.WarnContext(ctx, "standby expiry not recorded", "op", "expire", "error", Redact(err.Error()))
 		}
 		return
 	}
-	if err := sb.p.Delete(rctx, gone.Key); err != nil {
-		r.log.WarnContext(ctx, "standby copy recorded as deleted but not deleted", "op", "delete", "standby", sb.name,
-			"error", Redact(err.Error()))
+	// The delete gets its own time and retries: a record that says DELETED
+	// over an object that is still there would never be looked at again.
+	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), max(h.cfg.Reserve, standbyDeleteWait))
+	defer dcancel()
+	if err := retry.Do(dctx, r.h.cfg.Retry, func(ctx context.Context) error { return sb.p.Delete(ctx, gone.Key) }); err != nil &&
+		!errors.Is(err, storage.ErrNotFound) {
+		r.log.WarnContext(ctx, "standby copy not deleted; it stays VERIFIED for the next expiry check", "op", "delete",
+			"standby", sb.name, "error", Redact(err.Error()))
+		back := recorded
+		back.State, back.Note = standby.State, standby.Note
+		if _, perr := h.d.Store.PutReplica(dctx, back); perr != nil {
+			r.log.ErrorContext(ctx, "standby copy recorded as deleted but still stored", "op", "expire", "standby", sb.name,
+				"key", gone.Key, "error", Redact(perr.Error()))
+		}
+		return
 	}
 	r.log.InfoContext(ctx, "standby copy expired after backfill", "op", "expire", "standby", sb.name, "bytes", gone.Bytes)
-	sr := &run{h: h, tg: sb, ev: r.ev, attempt: r.attempt, b: r.b, log: r.log, rep: gone}
+	sr := &run{h: h, tg: sb, ev: r.ev, attempt: r.attempt, b: r.b, log: r.log, rep: recorded}
 	sr.publish(rctx, catalog.ReplicaDeleted, 0, "", "")
 }
+
+// standbyDeleteWait bounds the deletion of an expired standby copy,
+// retries included.
+const standbyDeleteWait = 30 * time.Second

@@ -73,14 +73,19 @@ func (p *poller) deliver(ctx context.Context, msgs []types.Message) {
 	resp, err := p.fn.Invoke(ctx, payload)
 	attrs := []any{"op", "invoke", "messages", len(msgs), "duration_ms", time.Since(start).Milliseconds()}
 	if err != nil {
-		// Not delivered: every message comes back after its visibility timeout.
+		// Not delivered (the emulator could not be reached or died): Lambda
+		// retries such an invoke itself, so the batch is made visible again
+		// at once rather than after the queue's visibility timeout (90 min
+		// in the template), which would hold it far longer than any retry.
 		if ctx.Err() == nil {
-			p.log.Warn("invoke failed", append(attrs, "error", err.Error())...)
+			p.log.Warn("invoke failed; the batch is returned to the queue", append(attrs, "message_ids", ids(msgs), "error", err.Error())...)
+			p.release(msgs)
 		}
 		return
 	}
 	if resp.FunctionError != "" {
-		p.log.Warn("function error; the batch returns to the queue", append(attrs, "function_error", resp.FunctionError)...)
+		// As Lambda: the batch comes back after its visibility timeout.
+		p.log.Warn("function error; the batch returns to the queue", append(attrs, "message_ids", ids(msgs), "function_error", resp.FunctionError)...)
 		return
 	}
 	failed, ok := map[string]bool{}, true
@@ -111,6 +116,31 @@ func (p *poller) deliver(ctx context.Context, msgs []types.Message) {
 	} else if len(out.Failed) > 0 {
 		p.log.Warn("delete failed for some messages", "op", "delete", "failed", len(out.Failed))
 	}
+}
+
+// release makes msgs visible again now (best effort: if it fails they
+// return after their visibility timeout).
+func (p *poller) release(msgs []types.Message) {
+	entries := make([]types.ChangeMessageVisibilityBatchRequestEntry, 0, len(msgs))
+	for i, m := range msgs {
+		entries = append(entries, types.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)),
+			ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := p.sqs.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{
+		QueueUrl: aws.String(p.queueURL), Entries: entries}); err != nil {
+		p.log.Warn("could not return the batch to the queue", "op", "release", "error", err.Error())
+	}
+}
+
+// ids lists the messages' ids, for the log.
+func ids(msgs []types.Message) []string {
+	out := make([]string, len(msgs))
+	for i, m := range msgs {
+		out[i] = aws.ToString(m.MessageId)
+	}
+	return out
 }
 
 // batchFailures reads an SQSEventResponse. As Lambda does, a response that
