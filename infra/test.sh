@@ -11,11 +11,15 @@ status=${PIPESTATUS[0]}
 fuzz=0
 if [ "$status" = 0 ]; then infra/fuzz.sh || fuzz=1; fi
 passed=$(grep -c '^ok ' tests/artifacts/test.log)
-failed=$(grep -cE '^(FAIL|--- FAIL|panic:)' tests/artifacts/test.log)
+# A failed package ends with "FAIL	<import path>"; a build failure prints
+# "FAIL	<import path> [build failed]" and counts the same.
+failed=$(grep -cE '^FAIL[[:space:]]+[[:alnum:]]' tests/artifacts/test.log)
+failing_tests=$(grep -E '^[[:space:]]*--- FAIL' tests/artifacts/test.log | sed -E 's/^[[:space:]]*--- FAIL: ([^ ]+).*/\1/' | sort -u)
 echo
 if [ -s tests/artifacts/cover.out ]; then
   go tool cover -func=tests/artifacts/cover.out | tail -1 | awk '{print "coverage of shared/ and functions/ (statements): " $NF}'
 fi
 [ "$fuzz" = 0 ] || { echo "fuzzing found a failure (see above)"; failed=$((failed+1)); }
 echo "packages: $passed passed, $failed failed"
+[ -z "$failing_tests" ] || { echo "failing tests:"; echo "$failing_tests" | sed 's/^/  /'; }
 [ "$status" = 0 ] && [ "$fuzz" = 0 ]
