@@ -56,6 +56,9 @@ type Backup struct {
 	ProtectedAt *time.Time `json:"protectedAt,omitempty" dynamodbav:"protected_at,omitempty"`
 	// TimeToProtectedMs is ProtectedAt - LandedAt, recorded once.
 	TimeToProtectedMs int64 `json:"timeToProtectedMs,omitempty" dynamodbav:"time_to_protected_ms,omitempty"`
+	// Seal describes the sealed (encrypted) object every provider copy
+	// holds; nil until the seal step has written it (see seal.go).
+	Seal *Seal `json:"seal,omitempty" dynamodbav:"seal,omitempty"`
 	// Version increases on every write; updates are conditional on it.
 	Version int64 `json:"version" dynamodbav:"version"`
 }
