@@ -59,6 +59,8 @@ type Backup struct {
 	// Seal describes the sealed (encrypted) object every provider copy
 	// holds; nil until the seal step has written it (see seal.go).
 	Seal *Seal `json:"seal,omitempty" dynamodbav:"seal,omitempty"`
+	// Erasure is the erasure receipt once ERASED (see erasure.go).
+	Erasure *Erasure `json:"erasure,omitempty" dynamodbav:"erasure,omitempty"`
 	// Version increases on every write; updates are conditional on it.
 	Version int64 `json:"version" dynamodbav:"version"`
 }
