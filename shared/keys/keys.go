@@ -38,7 +38,8 @@ type Config struct {
 	// Table is the DynamoDB keys table (KEYS_TABLE).
 	Table string
 	// DefaultKeyID is the KMS key (id, ARN or alias) used for an
-	// organisation without its own key (KMS_KEY_ID).
+	// organisation without its own key (KMS_KEY_ID). Empty: every
+	// organisation needs its own key (an alias, or CreateOrgKeys).
 	DefaultKeyID string
 	// AliasPrefix + organisation id is the alias of an organisation's own
 	// key (KMS_KEY_ALIAS_PREFIX; default DefaultAliasPrefix).
@@ -54,9 +55,6 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.Table == "" {
 		errs = append(errs, errors.New("KEYS_TABLE is required"))
-	}
-	if c.DefaultKeyID == "" && !c.CreateOrgKeys {
-		errs = append(errs, errors.New("KMS_KEY_ID is required unless KMS_CREATE_ORG_KEYS=true"))
 	}
 	if p := c.aliasPrefix(); !aliasPrefixRE.MatchString(p) {
 		errs = append(errs, fmt.Errorf("KMS_KEY_ALIAS_PREFIX %q must start with alias/ and use only A-Z a-z 0-9 / _ -", p))

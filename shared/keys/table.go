@@ -1,6 +1,10 @@
 package keys
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -12,8 +16,8 @@ import (
 //	organization_id  S   its organisation
 //	kms_key_id       S   ARN of the KMS key that wrapped the data key
 //	wrapped          B   the wrapped data key; removed by Destroy
-//	created_at       S   RFC 3339 (UTC, nanoseconds)
-//	destroyed_at     S   RFC 3339, set by Destroy (tombstone)
+//	created_at       S   fixed-width UTC text ("2006-01-02T15:04:05.000000000Z")
+//	destroyed_at     S   the same form, set by Destroy (tombstone)
 //	destroyed_by     S   who destroyed it (audit)
 //	reason           S   why
 //
@@ -43,4 +47,20 @@ func TableInput(name string) *dynamodb.CreateTableInput {
 		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(AttrBackupID), KeyType: types.KeyTypeHash}},
 		SSESpecification:     &types.SSESpecification{Enabled: aws.Bool(true)},
 	}
+}
+
+// TableCreator is the part of the DynamoDB client EnsureTable uses.
+type TableCreator interface {
+	CreateTable(ctx context.Context, in *dynamodb.CreateTableInput, optFns ...func(*dynamodb.Options)) (*dynamodb.CreateTableOutput, error)
+}
+
+// EnsureTable creates the keys table called name (TableInput) unless it
+// exists, for the local stack and tests; on AWS the template declares it.
+func EnsureTable(ctx context.Context, db TableCreator, name string) error {
+	_, err := db.CreateTable(ctx, TableInput(name))
+	var inUse *types.ResourceInUseException
+	if err != nil && !errors.As(err, &inUse) {
+		return fmt.Errorf("keys: create table %s: %w", name, err)
+	}
+	return nil
 }
