@@ -24,8 +24,9 @@
 // keys table (package keys), so that destroying it makes every copy,
 // immutable ones included, unreadable (crypto-shredding).
 //
-// Memory is flat in object size: one segment of plaintext and one of
-// ciphertext at a time.
+// Memory is flat in object size: Seal holds one segment of plaintext, one
+// of ciphertext and three 1 MiB read buffers (the plaintext is hashed on a
+// second goroutine while it is encrypted); Open one segment of each.
 package seal
 
 import (
@@ -190,8 +191,7 @@ func Seal(dst io.Writer, src io.Reader, dataKey []byte, h Header) (Result, error
 	if err != nil {
 		return Result{}, fmt.Errorf("seal: start ciphertext: %w", err)
 	}
-	ph := sha256.New()
-	n, err := io.Copy(io.MultiWriter(enc, ph), io.LimitReader(src, h.PlaintextSize))
+	n, plainSum, err := copyHashing(enc, src, h.PlaintextSize)
 	if err != nil {
 		return Result{}, fmt.Errorf("seal: after %d plaintext bytes: %w", n, err)
 	}
@@ -208,7 +208,7 @@ func Seal(dst io.Writer, src io.Reader, dataKey []byte, h Header) (Result, error
 		return Result{}, fmt.Errorf("seal: finish ciphertext: %w", err)
 	}
 	return Result{
-		PlaintextSHA256: hex.EncodeToString(ph.Sum(nil)), CipherSHA256: hex.EncodeToString(cw.h.Sum(nil)),
+		PlaintextSHA256: plainSum, CipherSHA256: hex.EncodeToString(cw.h.Sum(nil)),
 		PlaintextSize: n, CipherSize: cw.n,
 	}, nil
 }
