@@ -112,8 +112,10 @@ func TestMemoryFlat(t *testing.T) {
 }
 
 // BenchmarkSealMemory seals and opens 256 MiB through a pipe and fails
-// when either side's live heap grows by more than 8 MiB (a segment of
-// plaintext and one of ciphertext are 2 MiB).
+// when the heap grows by more than 16 MiB while either side runs. Both
+// sides run in this one process, so each sample sees both: Seal's buffers
+// (three 1 MiB reads, a segment of plaintext and one of ciphertext, 5 MiB),
+// Open's (2 MiB), and garbage not yet collected.
 func BenchmarkSealMemory(b *testing.B) {
 	const n = 256 << 20
 	b.SetBytes(n)
@@ -124,7 +126,7 @@ func BenchmarkSealMemory(b *testing.B) {
 	}
 	b.ReportMetric(float64(sg)/(1<<20), "seal-heap-MiB")
 	b.ReportMetric(float64(og)/(1<<20), "open-heap-MiB")
-	if sg > 8<<20 || og > 8<<20 {
+	if sg > 16<<20 || og > 16<<20 {
 		b.Fatalf("heap grew by %d / %d bytes for a %d-byte object", sg, og, n)
 	}
 }
