@@ -21,7 +21,9 @@ import (
 //
 // Required: CONNECTIONS_TABLE, BACKUPS_TABLE, REPLICAS_TABLE (the catalog
 // client wants both), and either API_AUTH_MODE=dev or API_JWT_ISSUER with
-// API_JWT_SECRET or API_JWT_SECRET_ARN.
+// a key: API_JWT_SECRET or API_JWT_SECRET_ARN (HS256), API_JWT_JWKS_URL
+// (RS256/ES256 keys of the issuer, e.g. Supabase Auth's
+// https://<ref>.supabase.co/auth/v1/.well-known/jwks.json), or both.
 //
 // shared/config has no LoadWS yet; LoadSettings reads through the same
 // Getenv, so moving it there later changes no variable.
@@ -33,6 +35,7 @@ type Settings struct {
 	JWTSecretARN     string        // API_JWT_SECRET_ARN
 	JWTIssuer        string        // API_JWT_ISSUER
 	JWTAudience      string        // API_JWT_AUDIENCE (default "authenticated")
+	JWKSURL          string        // API_JWT_JWKS_URL
 	TTL              time.Duration // WS_CONNECTION_TTL
 	MaxSubscriptions int           // WS_MAX_SUBSCRIPTIONS
 }
@@ -44,7 +47,7 @@ func LoadSettings(getenv config.Getenv) (Settings, error) {
 	env, eerr := api.LoadEnv(getenv)
 	get := func(k string) string { return strings.TrimSpace(getenv(k)) }
 	s := Settings{Common: c, Env: env, JWTSecret: secret.Secret(get("API_JWT_SECRET")), JWTSecretARN: get("API_JWT_SECRET_ARN"),
-		JWTIssuer: get("API_JWT_ISSUER"), JWTAudience: get("API_JWT_AUDIENCE")}
+		JWTIssuer: get("API_JWT_ISSUER"), JWTAudience: get("API_JWT_AUDIENCE"), JWKSURL: get("API_JWT_JWKS_URL")}
 	errs := []error{cerr, eerr}
 	if v := get("WS_CONNECTION_TTL"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -81,8 +84,8 @@ func (s Settings) Validate() error {
 		if s.JWTIssuer == "" {
 			errs = append(errs, errors.New("API_JWT_ISSUER is required"))
 		}
-		if s.JWTSecret.IsZero() && s.JWTSecretARN == "" {
-			errs = append(errs, errors.New("one of API_JWT_SECRET or API_JWT_SECRET_ARN is required (HS256)"))
+		if s.JWTSecret.IsZero() && s.JWTSecretARN == "" && s.JWKSURL == "" {
+			errs = append(errs, errors.New("one of API_JWT_SECRET, API_JWT_SECRET_ARN (HS256) or API_JWT_JWKS_URL (RS256/ES256) is required"))
 		}
 	}
 	return errors.Join(errs...)

@@ -199,15 +199,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayWebsocketProxy
 }
 
 func (h *Handler) connect(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest, log *slog.Logger) events.APIGatewayProxyResponse {
-	tok, ok := token(ev)
-	if !ok {
-		log.InfoContext(ctx, "ws connect refused: no token")
-		return answer(http.StatusUnauthorized, errorReply(CodeUnauthenticated, "a bearer token is required (?token= or Authorization)"))
-	}
-	r, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
-	r.Header.Set("Authorization", "Bearer "+tok)
-	p, err := h.d.Auth.Authenticate(r)
+	p, err := h.d.Auth.Authenticate(connectRequest(ctx, ev))
 	if err != nil {
+		if _, ok := token(ev); !ok {
+			log.InfoContext(ctx, "ws connect refused: no token", "error", err.Error())
+			return answer(http.StatusUnauthorized, errorReply(CodeUnauthenticated, "a bearer token is required (?token= or Authorization)"))
+		}
 		log.InfoContext(ctx, "ws connect refused", "error", err.Error())
 		return answer(http.StatusUnauthorized, errorReply(CodeUnauthenticated, "the token is not valid"))
 	}

@@ -1,6 +1,8 @@
 package ws
 
 import (
+	"context"
+	"net/http"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -40,4 +42,27 @@ func token(ev events.APIGatewayWebsocketProxyRequest) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// connectRequest is the $connect as the API's authenticators read it: the
+// handshake's headers (so API_AUTH_MODE=dev's X-Dev-Organization and
+// X-Dev-Subject reach DevAuthenticator, as they do on the HTTP API), with
+// the bearer token, wherever it came from, as the Authorization header.
+func connectRequest(ctx context.Context, ev events.APIGatewayWebsocketProxyRequest) *http.Request {
+	r, _ := http.NewRequestWithContext(ctx, http.MethodGet, "/", nil)
+	for k, vs := range ev.MultiValueHeaders {
+		for _, v := range vs {
+			r.Header.Add(k, v)
+		}
+	}
+	for k, v := range ev.Headers {
+		if r.Header.Get(k) == "" {
+			r.Header.Set(k, v)
+		}
+	}
+	r.Header.Del("Authorization")
+	if tok, ok := token(ev); ok {
+		r.Header.Set("Authorization", "Bearer "+tok)
+	}
+	return r
 }

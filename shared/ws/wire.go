@@ -44,20 +44,24 @@ func Wire(ctx context.Context, s Settings, awsCfg aws.Config, logger *slog.Logge
 		Deps{Store: store, Backups: backups, Auth: auth, Replies: replies, Logger: logger})
 }
 
-// authenticator is the API's HS256 authenticator with the key from
-// API_JWT_SECRET or the secret API_JWT_SECRET_ARN names (its value, or
-// {"secret": "…"}), as shared/api wires it; or, in dev mode, the API's
-// DevAuthenticator (which a browser cannot use: it trusts a header).
+// authenticator is the API's JWT authenticator, as shared/api wires it:
+// HS256 with the key from API_JWT_SECRET or the secret API_JWT_SECRET_ARN
+// names (its value, or {"secret": "…"}), RS256/ES256 with the keys
+// API_JWT_JWKS_URL publishes, or both; or, in dev mode, the API's
+// DevAuthenticator (which trusts the X-Dev-Organization header of the
+// $connect request: a local stack's tools can send it, a browser cannot).
+// The key set is read at start; a failure is logged, not fatal (the first
+// connection reads it again).
 func authenticator(ctx context.Context, s Settings, awsCfg aws.Config, logger *slog.Logger) (api.Authenticator, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	if s.Env.AuthMode == api.AuthModeDev {
-		if logger == nil {
-			logger = slog.New(slog.DiscardHandler)
-		}
 		logger.Warn("API_AUTH_MODE=dev: the X-Dev-Organization header is trusted without proof; never deploy this", "op", "init")
 		return api.DevAuthenticator{}, nil
 	}
 	key := s.JWTSecret.Reveal()
-	if key == "" {
+	if key == "" && s.JWTSecretARN != "" {
 		out, err := secretsmanager.NewFromConfig(awsCfg).GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 			SecretId: aws.String(s.JWTSecretARN), VersionStage: aws.String("AWSCURRENT")})
 		if err != nil {
@@ -71,5 +75,12 @@ func authenticator(ctx context.Context, s Settings, awsCfg aws.Config, logger *s
 			key = v.Secret
 		}
 	}
-	return api.NewJWTAuthenticator(api.JWTConfig{Secret: []byte(key), Issuer: s.JWTIssuer, Audience: s.JWTAudience})
+	a, err := api.NewJWTAuthenticator(api.JWTConfig{Secret: []byte(key), JWKSURL: s.JWKSURL, Issuer: s.JWTIssuer, Audience: s.JWTAudience})
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Prefetch(ctx); err != nil {
+		logger.Warn("JWKS not readable at start; connections are refused until it is", "op", "init", "error", err.Error())
+	}
+	return a, nil
 }
