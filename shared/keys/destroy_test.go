@@ -1,7 +1,9 @@
 package keys_test
 
 import (
+	"encoding/base64"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -182,5 +184,15 @@ func TestTableInput(t *testing.T) {
 		aws.ToString(in.KeySchema[0].AttributeName) != keys.AttrBackupID || in.KeySchema[0].KeyType != types.KeyTypeHash ||
 		in.BillingMode != types.BillingModePayPerRequest {
 		t.Fatalf("TableInput = %+v", in)
+	}
+}
+
+func TestRecordLogValueOmitsWrappedKey(t *testing.T) {
+	var buf strings.Builder
+	rec := keys.Record{BackupID: "b-1", OrganizationID: "org-1", KMSKeyID: "arn:k", Wrapped: []byte("WRAPPED-BLOB")}
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("key", "record", rec)
+	if strings.Contains(buf.String(), "WRAPPED") || strings.Contains(buf.String(), base64.StdEncoding.EncodeToString(rec.Wrapped)) ||
+		!strings.Contains(buf.String(), `"backup_id":"b-1"`) {
+		t.Fatalf("log line %s", buf.String())
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"time"
 
@@ -87,6 +88,18 @@ type Record struct {
 	DestroyedAt *time.Time
 	DestroyedBy string
 	Reason      string
+}
+
+// LogValue logs the record without its wrapped key (the wrapped key is not
+// usable without KMS, but has no business in logs either).
+func (r Record) LogValue() slog.Value {
+	attrs := []slog.Attr{slog.String("backup_id", r.BackupID), slog.String("organization_id", r.OrganizationID),
+		slog.String("kms_key_id", r.KMSKeyID), slog.Bool("wrapped", len(r.Wrapped) > 0)}
+	if r.DestroyedAt != nil {
+		attrs = append(attrs, slog.Time("destroyed_at", *r.DestroyedAt), slog.String("destroyed_by", r.DestroyedBy),
+			slog.String("reason", r.Reason))
+	}
+	return slog.GroupValue(attrs...)
 }
 
 // Destroyed reports whether the record is a tombstone.

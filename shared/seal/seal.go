@@ -237,6 +237,7 @@ func ReadHeader(r io.Reader) (Header, []byte, error) {
 	}
 	var h Header
 	dec := json.NewDecoder(bytes.NewReader(raw))
+	// Strict: a header with new fields is a new Version.
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&h); err != nil {
 		return Header{}, nil, fmt.Errorf("%w: header JSON: %v", ErrFormat, err)
@@ -291,6 +292,10 @@ func (p *plainReader) Read(b []byte) (int, error) {
 		// carried them authenticated as the last.
 		var probe [1]byte
 		n, err := p.r.Read(probe[:])
+		for i := 0; n == 0 && err == nil && i < 3; i++ {
+			// An empty last segment (a 0-byte plaintext) reads as 0, nil.
+			n, err = p.r.Read(probe[:])
+		}
 		switch {
 		case n > 0:
 			p.err = fmt.Errorf("%w: more plaintext than the header declares", ErrAuth)
