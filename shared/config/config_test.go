@@ -48,7 +48,8 @@ func TestLoadReplicateLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Provider != "gcs" || c.LandingBucket != "ws191-landing" || c.Tables.Backups != "ws191-backups" ||
-		c.Tables.Replicas != "ws191-replicas" || c.Concurrency != 4 || c.ResumeAbove != 32<<20 || c.LogLevel != slog.LevelInfo {
+		c.Tables.Replicas != "ws191-replicas" || c.Concurrency != 4 || c.ResumeAbove != 32<<20 || c.LogLevel != slog.LevelInfo ||
+		!c.RequireSeal {
 		t.Fatalf("config %+v", c)
 	}
 	if c.Providers.GCS.Endpoint != "http://127.0.0.1:4443" {
@@ -82,8 +83,10 @@ func TestLoadReplicateReportsEveryProblem(t *testing.T) {
 			[]string{`PROVIDER "s3-standby" has no settings (set S3_STANDBY_BUCKET)`, "not in the policy table"}},
 		{"unknown provider", map[string]string{"PROVIDER": "azure"}, []string{"a known provider name"}},
 		{"bad values", map[string]string{"REPLICATE_CONCURRENCY": "many", "LOG_LEVEL": "loud", "LANDING_RETAINED": "maybe",
-			"REPLICATE_RESUME_ABOVE": "big", "S3_REPLICA_ENDPOINT": "ftp://x", "POLICY": `{"providers":[]}`, "CREDENTIALS_TTL": "soon"},
-			[]string{"REPLICATE_CONCURRENCY:", "LOG_LEVEL:", "LANDING_RETAINED:", "REPLICATE_RESUME_ABOVE:", "S3_REPLICA_ENDPOINT:", "POLICY:", "CREDENTIALS_TTL:"}},
+			"REPLICATE_RESUME_ABOVE": "big", "S3_REPLICA_ENDPOINT": "ftp://x", "POLICY": `{"providers":[]}`, "CREDENTIALS_TTL": "soon",
+			"REPLICATE_REQUIRE_SEAL": "sometimes"},
+			[]string{"REPLICATE_CONCURRENCY:", "LOG_LEVEL:", "LANDING_RETAINED:", "REPLICATE_RESUME_ABOVE:", "S3_REPLICA_ENDPOINT:", "POLICY:", "CREDENTIALS_TTL:",
+				"REPLICATE_REQUIRE_SEAL:"}},
 		{"supabase without key", map[string]string{"PROVIDER": "supabase", "SUPABASE_SERVICE_KEY": ""},
 			[]string{"SUPABASE_SERVICE_KEY or SUPABASE_SECRET_ARN is required"}},
 		{"half a key pair", map[string]string{"PROVIDER": "s3", "S3_REPLICA_ACCESS_KEY_ID": "AKID"},

@@ -15,6 +15,8 @@ import (
 //	REPLICATE_CONCURRENCY    records of one SQS batch processed at once (default 4)
 //	REPLICATE_RESUME_ABOVE   size from which resumable uploads are used, e.g. 32MiB (default 32MiB)
 //	QUEUE_URL                this provider's queue (informational, for logs)
+//	REPLICATE_REQUIRE_SEAL   true: copy only sealed objects (sealed/{org}/{id}); a plaintext landing
+//	                         event is consumed with nothing copied, the seal step owns it (default true)
 //
 // Required: LANDING_BUCKET, BACKUPS_TABLE, REPLICAS_TABLE, PROVIDER, and
 // PROVIDER's own settings; PROVIDER must be in the policy table.
@@ -24,6 +26,9 @@ type Replicate struct {
 	Concurrency int
 	ResumeAbove int64
 	QueueURL    string
+	// RequireSeal is REPLICATE_REQUIRE_SEAL: providers only ever receive
+	// sealed bytes (issue 8).
+	RequireSeal bool
 }
 
 // LoadReplicate reads and validates a replicate deployment's variables.
@@ -36,6 +41,7 @@ func LoadReplicate(getenv Getenv) (Replicate, error) {
 		Concurrency: r.int("REPLICATE_CONCURRENCY", 4),
 		ResumeAbove: r.size("REPLICATE_RESUME_ABOVE", 32<<20),
 		QueueURL:    r.str("QUEUE_URL", ""),
+		RequireSeal: r.bool("REPLICATE_REQUIRE_SEAL", true),
 	}
 	return out, errors.Join(err, r.err(), out.Validate())
 }

@@ -312,10 +312,11 @@ func (w *world) backup(data []byte, landedAgo time.Duration, verifiedOn ...strin
 // replica records b's copy on provider in state.
 func (w *world) replica(b catalog.Backup, provider string, state catalog.ReplicaState) {
 	w.t.Helper()
-	r := catalog.Replica{BackupID: b.ID, Provider: provider, State: state, Key: b.LandingKey, Bytes: b.Size, Attempts: 1}
+	want, size := policy.CopyDigest(b)
+	r := catalog.Replica{BackupID: b.ID, Provider: provider, State: state, Key: b.LandingKey, Bytes: size, Attempts: 1}
 	if state == catalog.ReplicaVerified {
 		now := time.Now().UTC()
-		r.VerifiedSHA256, r.Evidence, r.VerifiedAt = b.SHA256, "test", &now
+		r.VerifiedSHA256, r.Evidence, r.VerifiedAt = want, "test", &now
 	}
 	if state == catalog.ReplicaFailed {
 		r.LastError, r.LastErrorKind = "gcs put: transient: 503", "transient"

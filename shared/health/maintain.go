@@ -9,6 +9,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/alert"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/replicate"
 )
 
@@ -261,7 +262,8 @@ func (h *Handler) integrityOver(ctx context.Context, id, provider string) (bool,
 	}
 	// The incident opened after the copy was marked FAILED: VERIFIED now
 	// means written and verified again since.
-	ok := r.State == catalog.ReplicaVerified && r.VerifiedSHA256 == b.SHA256
+	want, _ := policy.CopyDigest(b)
+	ok := r.State == catalog.ReplicaVerified && r.VerifiedSHA256 == want
 	return ok, "copy repaired and verified (" + r.Evidence + ")", nil
 }
 

@@ -111,23 +111,26 @@ func (h *Handler) reconcileBackup(ctx context.Context, b catalog.Backup, provide
 // requeued is what requeue returns when it queued the copy.
 const requeued = "queued"
 
-// requeue makes provider get a good copy of b again: the landing object's
-// event on the provider's queue when the landing object is still there
-// (the replicate function rewrites the copy from it), otherwise a copy
-// from another verified provider, made here. A standby's copy is always
-// made here: no replicate deployment reads a standby queue.
+// requeue makes provider get a good copy of b again: the source object's
+// event on the provider's queue when the source is still there (the
+// replicate function rewrites the copy from it), otherwise a copy from
+// another verified provider, made here. The source is the sealed object
+// once b is sealed (its copies hold the ciphertext), the plaintext landing
+// object before. A standby's copy is always made here: no replicate
+// deployment reads a standby queue.
 func (h *Handler) requeue(ctx context.Context, b catalog.Backup, provider string, reps map[string]catalog.Replica) (string, error) {
 	if row, ok := h.d.Policy.Provider(provider); ok && row.Role == policy.RoleStandby {
 		return h.repairFromCopy(ctx, b, provider, reps)
 	}
-	key := landingKey(b)
+	key := sourceKey(b)
+	_, size := policy.CopyDigest(b)
 	q := h.cfg.Queues[provider]
 	if h.d.Landing == nil {
-		return requeued, h.enqueue(ctx, provider, key, b.Size, "")
+		return requeued, h.enqueue(ctx, provider, key, size, "")
 	}
 	obj, err := h.d.Landing.Head(ctx, key)
 	switch {
-	case err == nil && obj.Size == b.Size && q.URL != "" && h.d.Queues != nil:
+	case err == nil && obj.Size == size && q.URL != "" && h.d.Queues != nil:
 		return requeued, h.enqueue(ctx, provider, key, obj.Size, obj.ETag)
 	case err == nil, storage.KindOf(err) == storage.NotFound:
 		// Gone, changed, or no queue to send to: copy from a good copy.
@@ -142,6 +145,15 @@ func landingKey(b catalog.Backup) string {
 		return b.LandingKey
 	}
 	return replicate.LandingPrefix + b.OrganizationID + "/" + b.ID
+}
+
+// sourceKey is the landing bucket object b's copies are made from: the
+// sealed object once b is sealed, the plaintext landing object before.
+func sourceKey(b catalog.Backup) string {
+	if b.Seal != nil && b.Seal.Key != "" {
+		return b.Seal.Key
+	}
+	return landingKey(b)
 }
 
 // replicas returns b's replica records by provider.

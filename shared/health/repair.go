@@ -47,8 +47,9 @@ func (h *Handler) markVerified(ctx context.Context, b catalog.Backup, provider, 
 			return err
 		}
 		now := h.d.Now().UTC()
-		cur.State, cur.Key, cur.Bytes = catalog.ReplicaVerified, landingKey(b), b.Size
-		cur.VerifiedSHA256, cur.Evidence, cur.VerifiedAt = b.SHA256, evidence, &now
+		sha, size := policy.CopyDigest(b)
+		cur.State, cur.Key, cur.Bytes = catalog.ReplicaVerified, landingKey(b), size
+		cur.VerifiedSHA256, cur.Evidence, cur.VerifiedAt = sha, evidence, &now
 		cur.LastError, cur.LastErrorKind, cur.ResumeState = "", "", ""
 		_, err = h.d.Catalog.PutReplica(ctx, cur)
 		if errors.Is(err, catalog.ErrConflict) && attempt+1 < maxConflicts {
@@ -109,15 +110,16 @@ func (h *Handler) repairFromCopy(ctx context.Context, b catalog.Backup, target s
 	if dst == nil {
 		return "", fmt.Errorf("provider %s is not configured here", target)
 	}
-	if b.Size > h.cfg.RepairMaxBytes {
-		return "", fmt.Errorf("copy of %d bytes is larger than REPAIR_MAX_BYTES (%d): restore it from another copy by hand", b.Size, h.cfg.RepairMaxBytes)
+	want, size := policy.CopyDigest(b)
+	if size > h.cfg.RepairMaxBytes {
+		return "", fmt.Errorf("copy of %d bytes is larger than REPAIR_MAX_BYTES (%d): restore it from another copy by hand", size, h.cfg.RepairMaxBytes)
 	}
 	key := landingKey(b)
 	var errs []error
 	for _, row := range h.d.Policy.DownloadOrder() {
 		r, ok := reps[row.Name]
 		src := h.d.Providers[row.Name]
-		if row.Name == target || !ok || src == nil || r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != b.SHA256 {
+		if row.Name == target || !ok || src == nil || r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != want {
 			continue
 		}
 		srcKey := r.Key
@@ -136,7 +138,7 @@ func (h *Handler) repairFromCopy(ctx context.Context, b catalog.Backup, target s
 		if _, err := h.settle(ctx, b.ID); err != nil {
 			return "", err
 		}
-		log.InfoContext(ctx, "copy repaired from another provider", "bytes", b.Size)
+		log.InfoContext(ctx, "copy repaired from another provider", "bytes", size)
 		return "copied from " + row.Name, nil
 	}
 	if len(errs) == 0 {
@@ -145,16 +147,23 @@ func (h *Handler) repairFromCopy(ctx context.Context, b catalog.Backup, target s
 	return "", errors.Join(errs...)
 }
 
-// copyBetween streams src's object to dst (Put checks the declared
+// copyBetween streams src's object to dst (Put checks the expected
 // SHA-256 on the way, so a corrupt source stores nothing), then reads the
-// stored copy back and hashes it.
+// stored copy back and hashes it. The copy must be what every copy of b
+// holds (policy.CopyDigest): the ciphertext once b is sealed, with the
+// metadata replicate writes.
 func (h *Handler) copyBetween(ctx context.Context, src storage.Provider, srcKey string, dst storage.Provider, key string, b catalog.Backup) error {
+	want, size := policy.CopyDigest(b)
 	rc, err := src.Get(ctx, srcKey, 0, -1)
 	if err != nil {
 		return err
 	}
-	_, err = dst.Put(ctx, key, rc, b.Size, storage.PutOptions{SHA256: b.SHA256, ContentType: b.ContentType,
-		Metadata: map[string]string{"backup-id": b.ID, "organization-id": b.OrganizationID}})
+	opts := storage.PutOptions{SHA256: want, ContentType: b.ContentType,
+		Metadata: map[string]string{"backup-id": b.ID, "organization-id": b.OrganizationID}}
+	if b.Seal != nil {
+		opts.ContentType, opts.Metadata["seal-format"] = "application/octet-stream", b.Seal.Format
+	}
+	_, err = dst.Put(ctx, key, rc, size, opts)
 	rc.Close()
 	if err != nil {
 		return err
@@ -163,9 +172,9 @@ func (h *Handler) copyBetween(ctx context.Context, src storage.Provider, srcKey 
 	if err != nil {
 		return err
 	}
-	if got != b.SHA256 || n != b.Size {
+	if got != want || n != size {
 		return storage.NewError("verify", dst.Name(), key, storage.Integrity,
-			fmt.Errorf("read back %d bytes with sha256 %s, want %d bytes with %s", n, got, b.Size, b.SHA256))
+			fmt.Errorf("read back %d bytes with sha256 %s, want %d bytes with %s", n, got, size, want))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/alert"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
@@ -129,7 +130,8 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 		if !ok || !healthy || r.State != catalog.ReplicaVerified || ctx.Err() != nil {
 			continue
 		}
-		size := max(r.Bytes, b.Size)
+		_, want := policy.CopyDigest(b)
+		size := max(r.Bytes, want)
 		if size > left && rep.Bytes[name] > 0 {
 			stalled = true
 			continue
@@ -154,8 +156,8 @@ func (h *Handler) scrubBackup(ctx context.Context, b catalog.Backup, budget map[
 			h.log.WarnContext(ctx, "scrub could not read a copy; it is read again later", "backup_id", b.ID, "provider", name,
 				"op", "scrub", "error", replicate.Redact(err.Error()))
 			continue
-		case got != r.VerifiedSHA256 || n != b.Size:
-			kind, why = storage.Integrity, fmt.Sprintf("read back %d bytes with sha256 %s; verified %d bytes with %s", n, got, b.Size, r.VerifiedSHA256)
+		case got != r.VerifiedSHA256 || n != want:
+			kind, why = storage.Integrity, fmt.Sprintf("read back %d bytes with sha256 %s; verified %d bytes with %s", n, got, want, r.VerifiedSHA256)
 		default:
 			h.log.DebugContext(ctx, "copy intact", "backup_id", b.ID, "provider", name, "op", "scrub", "bytes", n)
 			continue

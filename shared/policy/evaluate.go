@@ -20,8 +20,8 @@ type Result struct {
 	// when it is.
 	Reason string `json:"reason,omitempty"`
 	// Verified is the number of copies that count: verified against the
-	// declared SHA-256, on a provider in the table (plus the landing copy
-	// while retained).
+	// SHA-256 a copy must have (CopyDigest), on a provider in the table
+	// (plus the landing copy while retained).
 	Verified int `json:"verified"`
 	// Domains is the number of distinct failure domains among those copies.
 	Domains int `json:"domains"`
@@ -41,14 +41,18 @@ func (r Result) Protected() bool { return r.Status == catalog.StatusProtected }
 // records. It never fails; whatever it cannot count it explains in Reason.
 //
 // A replica counts only when it is VERIFIED, its VerifiedSHA256 equals the
-// backup's declared SHA-256, and its provider is in the table; one copy per
-// provider. The landing object counts only when the table says it is
+// SHA-256 every copy must have (CopyDigest: the sealed object's once the
+// backup is sealed, the declared one before), and its provider is in the
+// table; one copy per provider. A copy of the plaintext made before the
+// backup was sealed therefore stops counting once it is sealed, until it
+// is replaced by the sealed bytes. The landing object counts only when the table says it is
 // retained, the backup has landed, and at least one counted copy was made
 // from it (that copy's verification is what proved the landing bytes).
 // A backup already marked FAILED (its landed bytes broke integrity) stays
 // FAILED; an ERASED one stays ERASED.
 func Evaluate(b catalog.Backup, replicas []catalog.Replica, t Table) Result {
 	t = t.withDefaults()
+	want, _ := CopyDigest(b)
 	var (
 		res     Result
 		notes   []string
@@ -67,8 +71,12 @@ func Evaluate(b catalog.Backup, replicas []catalog.Replica, t Table) Result {
 			notes = append(notes, fmt.Sprintf("copy on %s is not in the policy table", r.Provider))
 			continue
 		}
-		if b.SHA256 == "" || r.VerifiedSHA256 != b.SHA256 {
-			notes = append(notes, fmt.Sprintf("copy on %s does not match the declared SHA-256", r.Provider))
+		if want == "" || r.VerifiedSHA256 != want {
+			what := "the declared SHA-256"
+			if b.Seal != nil {
+				what = "the sealed object's SHA-256"
+			}
+			notes = append(notes, fmt.Sprintf("copy on %s does not match %s", r.Provider, what))
 			continue
 		}
 		counted[r.Provider] = r

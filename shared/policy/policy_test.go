@@ -43,6 +43,14 @@ func TestEvaluate(t *testing.T) {
 	wrong.VerifiedSHA256 = strings.Repeat("0", 64)
 	locked := verified("s3")
 	locked.Immutable = true
+	const cipherSum = "3c4cd672a5586e88ae8cd0f360b7195adc7ae31e9cbeac2523116fd4c9f15bd4"
+	sealed := base
+	sealed.Seal = &catalog.Seal{Key: "sealed/org/b1", CipherSHA256: cipherSum, CipherSize: 99}
+	cipher := func(provider string) catalog.Replica {
+		r := verified(provider)
+		r.VerifiedSHA256 = cipherSum
+		return r
+	}
 
 	cases := []struct {
 		name      string
@@ -82,6 +90,10 @@ func TestEvaluate(t *testing.T) {
 			catalog.StatusAtRisk, 2, 2, 1, 0, []string{"copy on azure is not in the policy table", "gcs (not started)"}},
 		{"immutable copies are reported", base, []catalog.Replica{verified("supabase"), locked, verified("gcs")}, DefaultTable(),
 			catalog.StatusProtected, 3, 3, 2, 1, nil},
+		{"sealed: ciphertext copies count", sealed, []catalog.Replica{cipher("supabase"), cipher("s3"), cipher("gcs")}, DefaultTable(),
+			catalog.StatusProtected, 3, 3, 2, 0, nil},
+		{"sealed: plaintext copies no longer count", sealed, []catalog.Replica{cipher("supabase"), verified("s3"), cipher("gcs")}, DefaultTable(),
+			catalog.StatusAtRisk, 2, 2, 2, 0, []string{"copy on s3 does not match the sealed object's SHA-256"}},
 		{"integrity failure wins over copies", failed, []catalog.Replica{verified("supabase"), verified("s3"), verified("gcs")}, DefaultTable(),
 			catalog.StatusFailed, 3, 3, 2, 0, []string{"landed bytes have sha256 abc"}},
 		{"replicas of another backup are ignored", base, []catalog.Replica{verified("supabase"), verified("s3"), {BackupID: "other", Provider: "gcs", State: catalog.ReplicaVerified, VerifiedSHA256: sum}}, DefaultTable(),
@@ -104,6 +116,17 @@ func TestEvaluate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestCopyDigest(t *testing.T) {
+	b := catalog.Backup{SHA256: sum, Size: 4}
+	if sha, size := CopyDigest(b); sha != sum || size != 4 {
+		t.Fatalf("unsealed: %s %d", sha, size)
+	}
+	b.Seal = &catalog.Seal{CipherSHA256: "c1", CipherSize: 65}
+	if sha, size := CopyDigest(b); sha != "c1" || size != 65 {
+		t.Fatalf("sealed: %s %d", sha, size)
 	}
 }
 

@@ -9,18 +9,35 @@ import (
 )
 
 // LandingPrefix starts every landing key: backups/{organizationId}/{backupId}.
+// Provider copies are stored under the same key.
 const LandingPrefix = "backups/"
+
+// SealedPrefix starts the key of a sealed landing object,
+// sealed/{organizationId}/{backupId}: the ciphertext the seal step writes
+// in the landing bucket, which is what replicate copies (issue 8).
+const SealedPrefix = "sealed/"
 
 // ObjectEvent is what replicate needs from an EventBridge "Object Created"
 // event of the landing bucket.
 type ObjectEvent struct {
 	Bucket string
-	Key    string
-	Size   int64
-	ETag   string
+	// Key is the object's key in the landing bucket, as the event names it:
+	// the plaintext landing key, or the sealed object's key when Sealed.
+	Key  string
+	Size int64
+	ETag string
 	// OrganizationID and BackupID are parsed from Key.
 	OrganizationID string
 	BackupID       string
+	// Sealed says Key is a sealed object (sealed/{org}/{id}).
+	Sealed bool
+}
+
+// ReplicaKey is the key the copies of the event's backup have on every
+// provider: backups/{organizationId}/{backupId}, whether the event names
+// the plaintext landing object or the sealed one.
+func (e ObjectEvent) ReplicaKey() string {
+	return LandingPrefix + e.OrganizationID + "/" + e.BackupID
 }
 
 // eventBridgeS3 is the part of the EventBridge S3 event we read; every
@@ -48,8 +65,9 @@ var errMalformed = errors.New("malformed message")
 const maxBody = 256 << 10
 
 // ParseEvent reads an SQS message body carrying an EventBridge S3 "Object
-// Created" event and checks that its key is a landing key. Every failure
-// wraps errMalformed. It never panics, whatever the body.
+// Created" event and checks that its key is a landing key
+// (backups/{org}/{id}) or a sealed object's key (sealed/{org}/{id}, Sealed
+// set). Every failure wraps errMalformed. It never panics, whatever the body.
 func ParseEvent(body string) (ObjectEvent, error) {
 	if len(body) > maxBody {
 		return ObjectEvent{}, fmt.Errorf("%w: body of %d bytes", errMalformed, len(body))
@@ -69,21 +87,37 @@ func ParseEvent(body string) (ObjectEvent, error) {
 	if o.Size == nil || *o.Size < 0 {
 		return ObjectEvent{}, fmt.Errorf("%w: object size missing or negative", errMalformed)
 	}
-	org, id, err := ParseKey(o.Key)
+	sealed := strings.HasPrefix(o.Key, SealedPrefix)
+	prefix := LandingPrefix
+	if sealed {
+		prefix = SealedPrefix
+	}
+	org, id, err := splitKey(o.Key, prefix)
 	if err != nil {
-		return ObjectEvent{}, err
+		return ObjectEvent{}, fmt.Errorf("%w: key %q is neither %s{organizationId}/{backupId} nor %s{organizationId}/{backupId}",
+			errMalformed, clip(o.Key), LandingPrefix, SealedPrefix)
 	}
 	return ObjectEvent{Bucket: e.Detail.Bucket.Name, Key: o.Key, Size: *o.Size, ETag: strings.Trim(o.ETag, `"`),
-		OrganizationID: org, BackupID: id}, nil
+		OrganizationID: org, BackupID: id, Sealed: sealed}, nil
 }
 
 // ParseKey splits a landing key backups/{organizationId}/{backupId}.
 func ParseKey(key string) (organizationID, backupID string, err error) {
-	rest, ok := strings.CutPrefix(key, LandingPrefix)
+	return splitKey(key, LandingPrefix)
+}
+
+// ParseSealedKey splits a sealed object's key sealed/{organizationId}/{backupId}.
+func ParseSealedKey(key string) (organizationID, backupID string, err error) {
+	return splitKey(key, SealedPrefix)
+}
+
+// splitKey splits prefix{organizationId}/{backupId}.
+func splitKey(key, prefix string) (organizationID, backupID string, err error) {
+	rest, ok := strings.CutPrefix(key, prefix)
 	parts := strings.Split(rest, "/")
 	if !ok || len(parts) != 2 || parts[0] == "" || parts[1] == "" || !utf8.ValidString(key) ||
 		parts[0] == "." || parts[0] == ".." || parts[1] == "." || parts[1] == ".." {
-		return "", "", fmt.Errorf("%w: key %q is not %s{organizationId}/{backupId}", errMalformed, clip(key), LandingPrefix)
+		return "", "", fmt.Errorf("%w: key %q is not %s{organizationId}/{backupId}", errMalformed, clip(key), prefix)
 	}
 	return parts[0], parts[1], nil
 }

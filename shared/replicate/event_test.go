@@ -22,6 +22,32 @@ func TestParseEvent(t *testing.T) {
 	if ev != want {
 		t.Fatalf("got %+v\nwant %+v", ev, want)
 	}
+	if ev.ReplicaKey() != ev.Key {
+		t.Errorf("replica key %q, want the landing key", ev.ReplicaKey())
+	}
+}
+
+// A sealed object's event names the ciphertext in the landing bucket; its
+// copies keep the backup's key.
+func TestParseSealedEvent(t *testing.T) {
+	ev, err := ParseEvent(strings.Replace(sampleEvent, "backups/org_42/", "sealed/org_42/", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ObjectEvent{Bucket: "ws191-landing", Key: "sealed/org_42/01J0ABCDEF", Size: 5242880,
+		ETag: "b1946ac92492d2347c6235b4d2611184", OrganizationID: "org_42", BackupID: "01J0ABCDEF", Sealed: true}
+	if ev != want {
+		t.Fatalf("got %+v\nwant %+v", ev, want)
+	}
+	if ev.ReplicaKey() != "backups/org_42/01J0ABCDEF" {
+		t.Errorf("replica key %q", ev.ReplicaKey())
+	}
+	for _, key := range []string{"sealed/org/", "sealed//id", "sealed/org/id/x", "sealed/../id", "sealedx/org/id"} {
+		_, err := ParseEvent(strings.Replace(sampleEvent, "backups/org_42/01J0ABCDEF", key, 1))
+		if !errors.Is(err, errMalformed) {
+			t.Errorf("key %q: %v", key, err)
+		}
+	}
 }
 
 func TestParseKey(t *testing.T) {
@@ -57,6 +83,7 @@ func FuzzParseEvent(f *testing.F) {
 	f.Add(`{"source":"aws.s3","detail-type":"Object Created","detail":{"bucket":{"name":"b"},"object":{"key":"backups/a/b","size":0}}}`)
 	f.Add(strings.Replace(sampleEvent, "5242880", "-1", 1))
 	f.Add(strings.Replace(sampleEvent, "org_42", "..", 1))
+	f.Add(strings.Replace(sampleEvent, "backups/", "sealed/", 1))
 	f.Fuzz(func(t *testing.T, body string) {
 		ev, err := ParseEvent(body)
 		if err != nil {
@@ -65,8 +92,12 @@ func FuzzParseEvent(f *testing.F) {
 			}
 			return
 		}
+		prefix := LandingPrefix
+		if ev.Sealed {
+			prefix = SealedPrefix
+		}
 		if ev.Bucket == "" || ev.Size < 0 || ev.OrganizationID == "" || ev.BackupID == "" ||
-			ev.Key != LandingPrefix+ev.OrganizationID+"/"+ev.BackupID {
+			ev.Key != prefix+ev.OrganizationID+"/"+ev.BackupID || ev.ReplicaKey() != LandingPrefix+ev.OrganizationID+"/"+ev.BackupID {
 			t.Fatalf("accepted %+v", ev)
 		}
 	})

@@ -144,7 +144,7 @@ func TestWireSharesBreakerAndFailsOver(t *testing.T) {
 	cfg, err := config.LoadReplicate(config.Map(map[string]string{
 		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": e.landing,
 		"BACKUPS_TABLE": e.store.Config().BackupsTable, "REPLICAS_TABLE": e.store.Config().ReplicasTable,
-		"BREAKERS_TABLE": table, "QUEUE_URL": q.url, "PROVIDER": "s3",
+		"BREAKERS_TABLE": table, "QUEUE_URL": q.url, "PROVIDER": "s3", "REPLICATE_REQUIRE_SEAL": "false",
 		"S3_REPLICA_BUCKET": e.real("replica"), "S3_STANDBY_BUCKET": e.real("standby"),
 	}))
 	if err != nil {

@@ -57,7 +57,7 @@ func TestWireRefusesWorkWithInvalidCredentials(t *testing.T) {
 	cfg, err := config.LoadReplicate(config.Map(map[string]string{
 		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": e.landing,
 		"BACKUPS_TABLE": e.store.Config().BackupsTable, "REPLICAS_TABLE": e.store.Config().ReplicasTable,
-		"BREAKERS_TABLE": table, "QUEUE_URL": q.url, "PROVIDER": "gcs",
+		"BREAKERS_TABLE": table, "QUEUE_URL": q.url, "PROVIDER": "gcs", "REPLICATE_REQUIRE_SEAL": "false",
 		"GCS_BUCKET": "offsite", "GCS_ENDPOINT": google.URL, "GCS_CREDENTIALS_JSON": key,
 		"S3_STANDBY_BUCKET": e.real("standby"),
 	}))

@@ -63,7 +63,7 @@ func (r *run) process(ctx context.Context) outcome {
 	if err != nil {
 		return retryLater("catalog unavailable", err)
 	}
-	if b.OrganizationID != ev.OrganizationID || (b.LandingKey != "" && b.LandingKey != ev.Key) {
+	if b.OrganizationID != ev.OrganizationID || (b.LandingKey != "" && b.LandingKey != ev.ReplicaKey()) {
 		return retryLater("key does not match the backup record",
 			fmt.Errorf("%w: key %q, record says organization %q key %q", errMalformed, clip(ev.Key), b.OrganizationID, b.LandingKey))
 	}
@@ -73,6 +73,9 @@ func (r *run) process(ctx context.Context) outcome {
 		return done("skipped: backup failed integrity earlier", 0)
 	case catalog.StatusErased:
 		return done("skipped: backup erased", 0)
+	}
+	if out, ok := r.checkSeal(ctx); !ok {
+		return out
 	}
 	if err := r.loadReplica(ctx); err != nil {
 		return retryLater("catalog unavailable", err)
@@ -109,7 +112,7 @@ func (r *run) loadReplica(ctx context.Context) error {
 	rep, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.tg.name)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
-		rep = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, State: catalog.ReplicaPending, Key: r.ev.Key}
+		rep = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, State: catalog.ReplicaPending, Key: r.dstKey()}
 	case err != nil:
 		return err
 	}
@@ -118,21 +121,23 @@ func (r *run) loadReplica(ctx context.Context) error {
 }
 
 func (r *run) verifiedAlready() bool {
-	return r.rep.State == catalog.ReplicaVerified && r.rep.VerifiedSHA256 == r.b.SHA256
+	return r.rep.State == catalog.ReplicaVerified && r.rep.VerifiedSHA256 == r.wantSHA()
 }
 
-// landed checks the landing object against the declaration and records
-// that it landed; ok false means out says what became of the record.
+// landed checks the source object (the landing object, or the sealed
+// one) against what the copy must be and records that the backup landed;
+// ok false means out says what became of the record.
 func (r *run) landed(ctx context.Context) (obj LandingObject, out outcome, ok bool) {
 	obj, err := r.h.d.Landing.Head(ctx, r.ev.Key)
 	if err != nil {
 		return obj, retryLater("landing object unreadable", err), false
 	}
-	if obj.Size != r.b.Size {
-		return obj, r.landingFailed(ctx, fmt.Sprintf("landed object has %d bytes, declared %d", obj.Size, r.b.Size)), false
+	what, declared := r.sourceName()
+	if obj.Size != r.wantSize() {
+		return obj, r.landingFailed(ctx, fmt.Sprintf("%s has %d bytes, %s %d", what, obj.Size, declared, r.wantSize())), false
 	}
-	if obj.SHA256 != "" && obj.SHA256 != r.b.SHA256 {
-		return obj, r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", obj.SHA256, r.b.SHA256)), false
+	if obj.SHA256 != "" && obj.SHA256 != r.wantSHA() {
+		return obj, r.landingFailed(ctx, fmt.Sprintf("%s has sha256 %s, %s %s", what, obj.SHA256, declared, r.wantSHA())), false
 	}
 	if err := r.markLanded(ctx, obj.LastModified); err != nil {
 		return obj, retryLater("catalog unavailable", err), false
@@ -231,7 +236,7 @@ func (r *run) landingFailed(ctx context.Context, reason string) outcome {
 func (r *run) dropCopy(ctx context.Context) {
 	rctx, cancel := r.recordContext(ctx)
 	defer cancel()
-	if err := r.tg.p.Delete(rctx, r.ev.Key); err != nil {
+	if err := r.tg.p.Delete(rctx, r.dstKey()); err != nil {
 		r.log.WarnContext(ctx, "could not delete an unverified copy", "op", "delete", "error", Redact(err.Error()))
 	}
 }
@@ -253,6 +258,6 @@ func (r *run) recordContext(ctx context.Context) (context.Context, context.Cance
 func (r *run) publish(ctx context.Context, state catalog.ReplicaState, bytes int64, errText string, status catalog.Status) {
 	r.h.d.Progress.Progress(ctx, ProgressEvent{
 		BackupID: r.b.ID, OrganizationID: r.b.OrganizationID, Provider: r.tg.name, State: state,
-		Bytes: bytes, Total: r.b.Size, Attempt: r.rep.Attempts, BackupStatus: status, Error: errText, At: r.h.d.Now().UTC(),
+		Bytes: bytes, Total: r.wantSize(), Attempt: r.rep.Attempts, BackupStatus: status, Error: errText, At: r.h.d.Now().UTC(),
 	})
 }

@@ -8,7 +8,11 @@
 //
 // What happens to a message:
 //   - copied and verified, or already verified (a duplicate): consumed;
-//   - the landed bytes do not match the declared SHA-256: the backup becomes
+//   - the plaintext landing object of a backup that is sealed, or of any
+//     backup while Config.RequireSeal: consumed with nothing copied, the
+//     sealed object's event (sealed/{org}/{id}) replicates it (sealed.go);
+//   - the landed bytes do not match the declared SHA-256 (the sealed
+//     object's: its recorded cipher SHA-256 and size): the backup becomes
 //     FAILED, nothing is replicated, and the message is consumed;
 //   - the provider's circuit breaker refuses (Gate): the provider is down,
 //     so the message waits in the queue (the offline queue) without being
@@ -25,10 +29,10 @@
 //     its receive count (retry.VisibilityTimeout), until the queue's
 //     redrive policy dead-letters it after maxReceiveCount receives;
 //   - a message that can never succeed (malformed body, key outside
-//     backups/{org}/{id}, a bucket other than the landing bucket) and a
-//     message whose backup record does not exist: a batch item failure
-//     too, logged as such, so that the redrive policy moves it to the
-//     dead-letter queue. Nothing is dropped silently: the dead-letter queue
+//     backups/{org}/{id} and sealed/{org}/{id}, a bucket other than the
+//     landing bucket) and a message whose backup record does not exist:
+//     a batch item failure too, logged as such, so that the redrive
+//     policy moves it to the dead-letter queue. Nothing is dropped silently: the dead-letter queue
 //     keeps it for inspection and redrive.
 package replicate
 
@@ -95,6 +99,16 @@ type Config struct {
 	// is open (or half-open with its trial slots taken); ParkMax the
 	// longest (at most MaxParkDelay, SQS's limit on DelaySeconds).
 	ParkMin, ParkMax time.Duration
+	// RequireSeal consumes the plaintext landing object's events with
+	// nothing copied: the seal step owns them, and the sealed object's
+	// event (sealed/{org}/{id}) is what replicates (sealed.go). false
+	// also copies plaintext landings of backups not sealed (deployments
+	// without the seal step).
+	RequireSeal bool
+	// SealWait is how long a sealed object's event waits, rereading the
+	// backup, for the seal step to record the seal it wrote; then the
+	// message returns to the queue. Default DefaultSealWait.
+	SealWait time.Duration
 }
 
 // Validate reports every problem at once.
@@ -109,8 +123,8 @@ func (c Config) Validate() error {
 	if c.Concurrency < 0 || c.ResumeAbove < 0 || c.Reserve < 0 {
 		errs = append(errs, errors.New("replicate: negative concurrency, resume size or reserve"))
 	}
-	if c.VisibilityBase < 0 || c.VisibilityLimit < 0 || c.ParkMin < 0 || c.ParkMax < 0 {
-		errs = append(errs, errors.New("replicate: negative visibility or park duration"))
+	if c.VisibilityBase < 0 || c.VisibilityLimit < 0 || c.ParkMin < 0 || c.ParkMax < 0 || c.SealWait < 0 {
+		errs = append(errs, errors.New("replicate: negative visibility, park or seal wait duration"))
 	}
 	if c.ParkMax > MaxParkDelay || c.ParkMin > MaxParkDelay {
 		errs = append(errs, fmt.Errorf("replicate: park durations above %s (SQS's longest delay)", MaxParkDelay))
@@ -258,6 +272,9 @@ func New(cfg Config, d Deps) (*Handler, error) {
 		cfg.ParkMax = MaxParkDelay
 	}
 	cfg.ParkMin = min(cfg.ParkMin, cfg.ParkMax)
+	if cfg.SealWait == 0 {
+		cfg.SealWait = DefaultSealWait
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -369,6 +369,8 @@ func TestRedact(t *testing.T) {
 
 // The wiring the Lambda and the local stack use: configuration from the
 // environment's variables, providers built from it, one event replicated.
+// By default (REPLICATE_REQUIRE_SEAL) the plaintext landing event is
+// consumed with nothing copied and the sealed object's event replicates.
 func TestWireFromEnvironment(t *testing.T) {
 	e := newEnv(t)
 	e.bucket("replica")
@@ -389,7 +391,15 @@ func TestWireFromEnvironment(t *testing.T) {
 	if failed := handle(t, h, e.message(b, 1)); len(failed) != 0 {
 		t.Fatalf("failed %v: %v", failed, e.logs.lines())
 	}
-	if r := e.replica(b, "s3"); r.State != catalog.ReplicaVerified {
+	if _, err := e.store.GetReplica(t.Context(), b.ID, "s3"); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("plaintext event replicated: %v", err)
+	}
+	cipher := randomBytes(4096 + 77)
+	b = e.seal(b, cipher)
+	if failed := handle(t, h, e.sealedMessage(b, 1)); len(failed) != 0 {
+		t.Fatalf("failed %v: %v", failed, e.logs.lines())
+	}
+	if r := e.replica(b, "s3"); r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != sum(cipher) {
 		t.Fatalf("replica %+v", r)
 	}
 	if st := e.backup(b.ID); st.Status != catalog.StatusAtRisk || !strings.Contains(st.StatusReason, "1 of 3 verified copies") {

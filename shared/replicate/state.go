@@ -111,11 +111,11 @@ func (r *run) settle(ctx context.Context) (policy.Result, error) {
 // returns to the queue.
 func (r *run) markCopying(ctx context.Context) error {
 	rep := r.rep
-	if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == r.b.SHA256 {
+	if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == r.wantSHA() {
 		return errAlreadyVerified
 	}
 	now := r.h.d.Now().UTC()
-	rep.State, rep.Key, rep.Attempts, rep.StartedAt, rep.Bytes = catalog.ReplicaCopying, r.ev.Key, rep.Attempts+1, &now, 0
+	rep.State, rep.Key, rep.Attempts, rep.StartedAt, rep.Bytes = catalog.ReplicaCopying, r.dstKey(), rep.Attempts+1, &now, 0
 	rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = "", "", nil
 	out, err := r.h.d.Store.PutReplica(ctx, rep)
 	if err != nil {
@@ -129,7 +129,7 @@ func (r *run) markCopying(ctx context.Context) error {
 // meanwhile is left alone.
 func (r *run) markFailed(ctx context.Context, cause error) error {
 	return r.putReplica(ctx, func(rep *catalog.Replica) bool {
-		if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == r.b.SHA256 {
+		if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == r.wantSHA() {
 			return false
 		}
 		rep.State = catalog.ReplicaFailed
@@ -143,8 +143,8 @@ func (r *run) markFailed(ctx context.Context, cause error) error {
 func (r *run) markVerified(ctx context.Context, evidence string) error {
 	now := r.h.d.Now().UTC()
 	return r.putReplica(ctx, func(rep *catalog.Replica) bool {
-		rep.State, rep.Key, rep.Bytes = catalog.ReplicaVerified, r.ev.Key, r.b.Size
-		rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = r.b.SHA256, evidence, &now
+		rep.State, rep.Key, rep.Bytes = catalog.ReplicaVerified, r.dstKey(), r.wantSize()
+		rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = r.wantSHA(), evidence, &now
 		rep.LastError, rep.LastErrorKind, rep.ResumeState, rep.Note = "", "", "", r.note
 		return true
 	})
@@ -180,7 +180,7 @@ func (r *run) putReplica(ctx context.Context, change func(rep *catalog.Replica) 
 			cur, err := r.h.d.Store.GetReplica(ctx, r.b.ID, r.tg.name)
 			switch {
 			case errors.Is(err, catalog.ErrNotFound):
-				cur = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, Key: r.ev.Key}
+				cur = catalog.Replica{BackupID: r.b.ID, Provider: r.tg.name, Key: r.dstKey()}
 			case err != nil:
 				return err
 			}

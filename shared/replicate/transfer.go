@@ -48,12 +48,17 @@ func (s *readSide) Read(p []byte) (int, error) {
 func (s *readSide) whole() bool { return s != nil && s.vr.Done() }
 
 func (r *run) putOptions(total int64) storage.PutOptions {
-	return storage.PutOptions{
-		SHA256:      r.b.SHA256,
+	opts := storage.PutOptions{
+		SHA256:      r.wantSHA(),
 		ContentType: r.b.ContentType,
 		Metadata:    map[string]string{"backup-id": r.b.ID, "organization-id": r.b.OrganizationID},
 		Progress:    r.progress(total),
 	}
+	if s := r.b.Seal; s != nil {
+		opts.ContentType = sealedContentType
+		opts.Metadata["seal-format"] = s.Format
+	}
+	return opts
 }
 
 // transferAndVerify transfers and verifies, retrying within the
@@ -112,7 +117,7 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	opts := r.putOptions(obj.Size)
 	if tg.copy != nil {
 		x.method = "copy"
-		_, err := tg.copy.Copy(ctx, h.d.Landing.Locator(obj), r.ev.Key, opts)
+		_, err := tg.copy.Copy(ctx, h.d.Landing.Locator(obj), r.dstKey(), opts)
 		if err == nil {
 			x.bytes = obj.Size
 			return x, nil
@@ -128,8 +133,8 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	src := h.d.Landing.Source(obj)
 	if tg.res != nil && obj.Size >= h.cfg.ResumeAbove {
 		x.method = "resume"
-		tap := &tapSource{Source: src, sha: r.b.SHA256}
-		_, err := tg.res.PutResumable(ctx, r.ev.Key, tap, opts, r.rep.ResumeState,
+		tap := &tapSource{Source: src, sha: r.wantSHA()}
+		_, err := tg.res.PutResumable(ctx, r.dstKey(), tap, opts, r.rep.ResumeState,
 			func(state string) error { return r.saveResume(ctx, state) })
 		x.read = tap.full()
 		if err == nil {
@@ -143,8 +148,8 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 		return x, err
 	}
 	defer rc.Close()
-	x.read = &readSide{vr: storage.NewVerifyingReader(rc, obj.Size, r.b.SHA256, nil)}
-	_, err = tg.p.Put(ctx, r.ev.Key, x.read, obj.Size, opts)
+	x.read = &readSide{vr: storage.NewVerifyingReader(rc, obj.Size, r.wantSHA(), nil)}
+	_, err = tg.p.Put(ctx, r.dstKey(), x.read, obj.Size, opts)
 	x.bytes = x.read.vr.N()
 	return x, err
 }
@@ -153,7 +158,8 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 // SHA-256 checksum, or its MD5 / CRC32C against what this process hashed
 // while streaming, or, when it keeps neither, by reading the copy back.
 func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence string, err error) {
-	h, tg, key := r.h, r.tg, r.ev.Key
+	h, tg, key := r.h, r.tg, r.dstKey()
+	want, size := r.wantSHA(), r.wantSize()
 	start := h.d.Now()
 	defer func() {
 		d := h.d.Now().Sub(start)
@@ -171,14 +177,14 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 	if err != nil {
 		return "", err
 	}
-	if st.Size != r.b.Size {
-		return "", mismatch("stored copy has %d bytes, declared %d", st.Size, r.b.Size)
+	if st.Size != size {
+		return "", mismatch("stored copy has %d bytes, expected %d", st.Size, size)
 	}
 	var parts []string
 	c := st.Checksums
 	if c.SHA256 != "" {
-		if c.SHA256 != r.b.SHA256 {
-			return "", mismatch("provider sha256 %s, declared %s", c.SHA256, r.b.SHA256)
+		if c.SHA256 != want {
+			return "", mismatch("provider sha256 %s, expected %s", c.SHA256, want)
 		}
 		parts = append(parts, "checksum-sha256")
 	}
@@ -204,7 +210,7 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 		return "", err
 	}
 	defer rc.Close()
-	vr := storage.NewVerifyingReader(rc, r.b.Size, r.b.SHA256, nil)
+	vr := storage.NewVerifyingReader(rc, size, want, nil)
 	if _, err := io.Copy(io.Discard, vr); err != nil {
 		if errors.Is(err, storage.ErrIntegrity) {
 			return "", mismatch("read back: %v", err)
@@ -221,8 +227,9 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 // early), when the landing object read afresh fails it. Otherwise it is
 // the provider's.
 func (r *run) blame(ctx context.Context, obj LandingObject, x xfer, err error) error {
+	what, _ := r.sourceName()
 	if x.read != nil && x.read.bad != nil {
-		return &landingIntegrityError{reason: "landed object: " + strings.TrimPrefix(x.read.bad.Error(), storage.ErrIntegrity.Error()+": ")}
+		return &landingIntegrityError{reason: what + ": " + strings.TrimPrefix(x.read.bad.Error(), storage.ErrIntegrity.Error()+": ")}
 	}
 	if storage.KindOf(err) != storage.Integrity || x.read.whole() {
 		return err
@@ -232,9 +239,9 @@ func (r *run) blame(ctx context.Context, obj LandingObject, x xfer, err error) e
 		return err
 	}
 	defer rc.Close()
-	vr := storage.NewVerifyingReader(rc, obj.Size, r.b.SHA256, nil)
+	vr := storage.NewVerifyingReader(rc, obj.Size, r.wantSHA(), nil)
 	if _, cerr := io.Copy(io.Discard, vr); cerr != nil && errors.Is(cerr, storage.ErrIntegrity) {
-		return &landingIntegrityError{reason: "landed object: " + strings.TrimPrefix(cerr.Error(), storage.ErrIntegrity.Error()+": ")}
+		return &landingIntegrityError{reason: what + ": " + strings.TrimPrefix(cerr.Error(), storage.ErrIntegrity.Error()+": ")}
 	}
 	return err
 }

@@ -148,7 +148,7 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 		f(&d)
 	}
 	c := Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
-		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL}
+		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL, RequireSeal: cfg.RequireSeal}
 	for _, f := range w.cfg {
 		f(&c)
 	}
