@@ -59,6 +59,10 @@ type Backup struct {
 	// Seal describes the sealed (encrypted) object every provider copy
 	// holds; nil until the seal step has written it (see seal.go).
 	Seal *Seal `json:"seal,omitempty" dynamodbav:"seal,omitempty"`
+	// SealingBy and SealingUntil are the seal step's claim on the backup
+	// (ClaimSeal): one delivery seals at a time. Internal; not in JSON.
+	SealingBy    string     `json:"-" dynamodbav:"sealing_by,omitempty"`
+	SealingUntil *time.Time `json:"-" dynamodbav:"sealing_until,omitempty"`
 	// Erasure is the erasure receipt once ERASED (see erasure.go).
 	Erasure *Erasure `json:"erasure,omitempty" dynamodbav:"erasure,omitempty"`
 	// Version increases on every write; updates are conditional on it.

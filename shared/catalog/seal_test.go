@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -161,5 +162,90 @@ func TestSetSealConcurrent(t *testing.T) {
 	if read.Seal == nil || ok.Load() != 4 || conflict.Load() != 4 || read.Version != 2 {
 		t.Fatalf("seal %+v: %d recorded, %d refused, version %d; want one seal, 4 and 4, version 2",
 			read.Seal, ok.Load(), conflict.Load(), read.Version)
+	}
+}
+
+// TestClaimSeal: one owner at a time, its own claim renewable, an expired
+// claim open to others, release by the owner only, none after the seal;
+// of concurrent claims exactly one wins.
+func TestClaimSeal(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	b, _, err := s.CreateBackup(ctx, backup("org", "claim", time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := s.ClaimSeal(ctx, b.ID, "a", later); err != nil {
+		t.Fatalf("first claim: %v", err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "b", later); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("claim of a claimed backup: %v", err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "a", later.Add(time.Minute)); err != nil {
+		t.Fatalf("renewal: %v", err)
+	}
+	if err := s.ReleaseSeal(ctx, b.ID, "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "b", later); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("a non-owner's release ended the claim: %v", err)
+	}
+	if err := s.ReleaseSeal(ctx, b.ID, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "b", time.Now().Add(-time.Second)); err != nil {
+		t.Fatalf("claim after release: %v", err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "c", later); err != nil {
+		t.Fatalf("claim after the last one ran out: %v", err)
+	}
+	read, _ := s.GetBackup(ctx, b.ID)
+	if read.SealingBy != "c" || read.SealingUntil == nil || !read.SealingUntil.Equal(later.UTC().Truncate(time.Nanosecond)) {
+		t.Fatalf("claim read back %q until %v", read.SealingBy, read.SealingUntil)
+	}
+	// An update of a fresh read keeps the claim.
+	read.Status = catalog.StatusReplicating
+	if _, err := s.UpdateBackup(ctx, read); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "d", later); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("claim lost by an update: %v", err)
+	}
+	if err := s.SetSeal(ctx, b.ID, sealOf(b, sum)); err != nil {
+		t.Fatal(err)
+	}
+	read, _ = s.GetBackup(ctx, b.ID)
+	if read.SealingBy != "" || read.SealingUntil != nil {
+		t.Fatalf("claim left after the seal: %q %v", read.SealingBy, read.SealingUntil)
+	}
+	if err := s.ClaimSeal(ctx, b.ID, "c", later); !errors.Is(err, catalog.ErrConflict) {
+		t.Fatalf("claim of a sealed backup: %v", err)
+	}
+	if err := s.ClaimSeal(ctx, "no-such-backup", "c", later); !errors.Is(err, catalog.ErrNotFound) {
+		t.Fatalf("claim of a missing backup: %v", err)
+	}
+
+	fresh, _, err := s.CreateBackup(ctx, backup("org", "claim-race", time.Time{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.ClaimSeal(ctx, fresh.ID, fmt.Sprint("owner-", i), later)
+			if err == nil {
+				won.Add(1)
+			} else if !errors.Is(err, catalog.ErrConflict) {
+				t.Errorf("claim: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d concurrent claims won, want 1", won.Load())
 	}
 }
