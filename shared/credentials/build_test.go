@@ -6,6 +6,7 @@ import (
 
 	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/shared/credentials"
+	"github.com/wedsync/backup-replication/shared/credentials/credtest"
 	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage/gcs"
 )
@@ -39,7 +40,7 @@ func TestGCSSecretWithoutCredentials(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			arn := w.secret(secret.Secret(tc.value))
+			arn := w.Secret(secret.Secret(tc.value))
 			p, err := credentials.Provider(t.Context(), "gcs", arn, w.loader(nil),
 				credentials.GCS(gcs.Config{Name: "gcs", Bucket: "offsite", Endpoint: tc.endpoint}, nil), nil)
 			if !tc.works {
@@ -54,7 +55,7 @@ func TestGCSSecretWithoutCredentials(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := roundTrip(t.Context(), p, "no-auth/"+tc.name+".bin", randomBytes(2000)); err != nil {
+			if err := credtest.RoundTrip(t.Context(), p, "no-auth/"+tc.name+".bin", credtest.RandomBytes(2000)); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -11,9 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-
 	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/shared/credentials"
 	"github.com/wedsync/backup-replication/shared/credentials/credtest"
@@ -33,17 +30,17 @@ type bucketSetup struct {
 func newBucketSetup(t *testing.T) *bucketSetup {
 	t.Helper()
 	w := newWorld(t)
-	bucket := w.bucket()
-	user, key1 := w.user(bucket)
-	rec, err := credtest.S3Recorder(moto.URL)
+	bucket := w.Bucket()
+	user, key1 := w.User(bucket)
+	rec, err := credtest.S3Recorder(side.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rec.Close)
-	s := &s3Setup{w: w, user: user, key1: key1, arn: w.secret(key1.Secret()), rec: rec, logs: &logs{}}
+	s := &s3Setup{w: w, user: user, key1: key1, arn: w.Secret(key1.Secret()), rec: rec, logs: &credtest.Logs{}}
 	s.loader = w.loader(nil)
 	s.p, err = credentials.Provider(t.Context(), "s3", s.arn, s.loader, credentials.S3(s3.Config{Name: "s3",
-		Bucket: bucket, Region: emulator.MotoRegion, Endpoint: rec.URL, UsePathStyle: true}, admin, nil), s.logs.logger())
+		Bucket: bucket, Region: emulator.MotoRegion, Endpoint: rec.URL, UsePathStyle: true}, side.Admin(), nil), s.logs.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +50,9 @@ func newBucketSetup(t *testing.T) *bucketSetup {
 // rotate makes a new key current and deletes the one in use, as a
 // rotation with immediate retirement does; it returns the new key.
 func (b *bucketSetup) rotate(old credentials.S3Creds) credentials.S3Creds {
-	next := b.w.newKey(b.user)
-	b.w.promote(b.arn, b.w.stage(b.arn, next.Secret(), credentials.StagePending))
-	b.w.deleteKey(b.user, old.AccessKeyID)
+	next := b.w.NewKey(b.user)
+	b.w.Promote(b.arn, b.w.Stage(b.arn, next.Secret(), credentials.StagePending))
+	b.w.DeleteKey(b.user, old.AccessKeyID)
 	return next
 }
 
@@ -90,7 +87,7 @@ func (m memSource) Size() int64 { return int64(len(m)) }
 func TestAbilitiesSurviveRotation(t *testing.T) {
 	b := newBucketSetup(t)
 	ctx := t.Context()
-	src := randomBytes(3000)
+	src := credtest.RandomBytes(3000)
 	if _, err := b.p.Put(ctx, "landing/src.bin", bytes.NewReader(src), int64(len(src)), storage.PutOptions{SHA256: sha(string(src))}); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +111,7 @@ func TestAbilitiesSurviveRotation(t *testing.T) {
 		t.Fatal("no Resumer through the credentials layer")
 	}
 	var states []string
-	data := randomBytes(5000)
+	data := credtest.RandomBytes(5000)
 	mark = len(b.rec.Requests())
 	if _, err := resumer.PutResumable(ctx, "resumed/up.bin", memSource(data), storage.PutOptions{SHA256: sha(string(data))}, "",
 		func(s string) error { states = append(states, s); return nil }); err != nil {
@@ -172,7 +169,7 @@ func TestProviderRefusesToStartWithoutUsableCredentials(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
 	loader := w.loader(nil)
-	s3Build := credentials.S3(s3.Config{Name: "s3", Bucket: "b", Region: emulator.MotoRegion, Endpoint: moto.URL, UsePathStyle: true}, admin, nil)
+	s3Build := credentials.S3(s3.Config{Name: "s3", Bucket: "b", Region: emulator.MotoRegion, Endpoint: side.URL(), UsePathStyle: true}, side.Admin(), nil)
 	const leaked = "do-not-print-this-value"
 	cases := []struct {
 		name   string
@@ -184,9 +181,9 @@ func TestProviderRefusesToStartWithoutUsableCredentials(t *testing.T) {
 		{"no loader", nil, "x", s3Build, "needs a loader"},
 		{"no build", loader, "x", nil, "needs a loader"},
 		{"no secret id", loader, "", s3Build, "needs a loader"},
-		{"secret missing", loader, "arn:aws:secretsmanager:" + emulator.MotoRegion + ":123456789012:secret:absent-" + randomHex(3), s3Build, "provider s3"},
-		{"not an s3 secret", loader, w.secret(`{"serviceKey":"` + leaked + `"}`), s3Build, "neither accessKeyId"},
-		{"supabase without a url", loader, w.secret(credentials.SupabaseCreds{ServiceKey: leaked}.Secret()),
+		{"secret missing", loader, "arn:aws:secretsmanager:" + emulator.MotoRegion + ":123456789012:secret:absent-" + credtest.RandomHex(3), s3Build, "provider s3"},
+		{"not an s3 secret", loader, w.Secret(`{"serviceKey":"` + leaked + `"}`), s3Build, "neither accessKeyId"},
+		{"supabase without a url", loader, w.Secret(credentials.SupabaseCreds{ServiceKey: leaked}.Secret()),
 			credentials.Supabase(supabase.Config{Name: "supabase", Bucket: "primary"}, nil), "no project URL"},
 	}
 	for _, c := range cases {
@@ -208,24 +205,14 @@ func TestProviderRefusesToStartWithoutUsableCredentials(t *testing.T) {
 func TestS3RoleSecret(t *testing.T) {
 	w := newWorld(t)
 	ctx := t.Context()
-	bucket := w.bucket()
-	role := "replicator-" + randomHex(3)
-	trust := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}`
-	out, err := w.iam.CreateRole(ctx, &iam.CreateRoleInput{RoleName: aws.String(role), AssumeRolePolicyDocument: aws.String(trust)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.iam.PutRolePolicy(ctx, &iam.PutRolePolicyInput{RoleName: aws.String(role), PolicyName: aws.String("bucket"),
-		PolicyDocument: aws.String(credtest.BucketPolicy(bucket))}); err != nil {
-		t.Fatal(err)
-	}
-	arn := w.secret(credentials.S3Creds{RoleARN: aws.ToString(out.Role.Arn), ExternalID: "wedsync"}.Secret())
+	bucket := w.Bucket()
+	arn := w.Secret(credentials.S3Creds{RoleARN: w.Role(bucket), ExternalID: "wedsync"}.Secret())
 	p, err := credentials.Provider(ctx, "s3", arn, w.loader(nil), credentials.S3(s3.Config{Name: "s3", Bucket: bucket,
-		Region: emulator.MotoRegion, Endpoint: moto.URL, UsePathStyle: true}, admin, nil), nil)
+		Region: emulator.MotoRegion, Endpoint: side.URL(), UsePathStyle: true}, side.Admin(), nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := roundTrip(ctx, p, "role/object.bin", randomBytes(1500)); err != nil {
+	if err := credtest.RoundTrip(ctx, p, "role/object.bin", credtest.RandomBytes(1500)); err != nil {
 		t.Fatalf("through the assumed role: %v", err)
 	}
 }

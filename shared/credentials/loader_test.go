@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/wedsync/backup-replication/shared/credentials"
+	"github.com/wedsync/backup-replication/shared/credentials/credtest"
 	"github.com/wedsync/backup-replication/shared/secret"
 )
 
@@ -21,7 +22,7 @@ import (
 // version is served; after it, the version AWSCURRENT moved to.
 func TestLoaderFollowsAWSCURRENTAfterTheTTL(t *testing.T) {
 	w := newWorld(t)
-	arn := w.secret(`{"serviceKey":"one"}`)
+	arn := w.Secret(`{"serviceKey":"one"}`)
 	clk := newClock()
 	l := w.loader(clk)
 
@@ -29,8 +30,8 @@ func TestLoaderFollowsAWSCURRENTAfterTheTTL(t *testing.T) {
 	if err != nil || v1.Value.Reveal() != `{"serviceKey":"one"}` || v1.Stage != credentials.StageCurrent {
 		t.Fatalf("Get = %+v, %v; want the first value under AWSCURRENT", v1, err)
 	}
-	v2id := w.stage(arn, `{"serviceKey":"two"}`, credentials.StagePending)
-	w.promote(arn, v2id)
+	v2id := w.Stage(arn, `{"serviceKey":"two"}`, credentials.StagePending)
+	w.Promote(arn, v2id)
 
 	if v, _ := l.Get(t.Context(), arn); v.VersionID != v1.VersionID {
 		t.Fatalf("within the TTL Get served version %s, want the cached %s", v.VersionID, v1.VersionID)
@@ -51,7 +52,7 @@ func TestLoaderFollowsAWSCURRENTAfterTheTTL(t *testing.T) {
 // missing secret is an error that names it.
 func TestLoaderNoVersion(t *testing.T) {
 	w := newWorld(t)
-	arn := w.secret(`{"serviceKey":"k"}`)
+	arn := w.Secret(`{"serviceKey":"k"}`)
 	l := w.loader(nil)
 	if _, err := l.Fetch(t.Context(), arn, credentials.StagePending); !errors.Is(err, credentials.ErrNoVersion) {
 		t.Fatalf("Fetch(AWSPENDING) on a secret never rotated: %v, want ErrNoVersion", err)
@@ -66,10 +67,10 @@ func TestLoaderNoVersion(t *testing.T) {
 // nothing cached, the error is returned.
 func TestLoaderServesCachedWhileSecretsManagerIsDown(t *testing.T) {
 	w := newWorld(t)
-	arn := w.secret(`{"serviceKey":"cached"}`)
-	u, _ := url.Parse(moto.URL)
+	arn := w.Secret(`{"serviceKey":"cached"}`)
+	u, _ := url.Parse(side.URL())
 	edge := httptest.NewServer(httputil.NewSingleHostReverseProxy(u))
-	cfg := admin.Copy()
+	cfg := side.Admin().Copy()
 	cfg.BaseEndpoint = aws.String(edge.URL)
 	cfg.RetryMaxAttempts = 1
 	clk := newClock()
@@ -83,7 +84,7 @@ func TestLoaderServesCachedWhileSecretsManagerIsDown(t *testing.T) {
 	if err != nil || v.Value.Reveal() != `{"serviceKey":"cached"}` {
 		t.Fatalf("Get with Secrets Manager down = %v; want the cached value", err)
 	}
-	if _, err := l.Get(t.Context(), w.secret(`{"serviceKey":"never read"}`)); err == nil {
+	if _, err := l.Get(t.Context(), w.Secret(`{"serviceKey":"never read"}`)); err == nil {
 		t.Fatal("Get of a secret never read, with Secrets Manager down: no error")
 	}
 }
@@ -142,8 +143,8 @@ func TestCredsRoundTrip(t *testing.T) {
 	if b, err := credentials.ParseSupabase(sb.Secret()); err != nil || b != sb {
 		t.Fatalf("Supabase round trip: %+v, %v", b, err)
 	}
-	var out logs
-	out.logger().Info("creds", "s3", s3c, "supabase", sb)
+	var out credtest.Logs
+	out.Logger().Info("creds", "s3", s3c, "supabase", sb)
 	for _, v := range []any{s3c, sb} {
 		if s := fmt.Sprintf("%v %+v %#v", v, v, v) + out.String(); strings.Contains(s, "sssh") {
 			t.Fatalf("%T prints its secret: %s", v, s)

@@ -31,22 +31,22 @@ type s3Setup struct {
 	rec    *credtest.Gate
 	p      storage.Provider
 	loader *credentials.Loader
-	logs   *logs
+	logs   *credtest.Logs
 }
 
 func newS3Setup(t *testing.T, clk *clock) *s3Setup {
 	w := newWorld(t)
-	bucket := w.bucket()
-	user, key1 := w.user(bucket)
-	rec, err := credtest.S3Recorder(moto.URL)
+	bucket := w.Bucket()
+	user, key1 := w.User(bucket)
+	rec, err := credtest.S3Recorder(side.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(rec.Close)
-	s := &s3Setup{w: w, user: user, key1: key1, arn: w.secret(key1.Secret()), rec: rec, logs: &logs{}}
+	s := &s3Setup{w: w, user: user, key1: key1, arn: w.Secret(key1.Secret()), rec: rec, logs: &credtest.Logs{}}
 	s.loader = w.loader(clk)
 	s.p, err = credentials.Provider(t.Context(), "s3", s.arn, s.loader, credentials.S3(s3.Config{Name: "s3",
-		Bucket: bucket, Region: emulator.MotoRegion, Endpoint: rec.URL, UsePathStyle: true}, admin, nil), s.logs.logger())
+		Bucket: bucket, Region: emulator.MotoRegion, Endpoint: rec.URL, UsePathStyle: true}, side.Admin(), nil), s.logs.Logger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,15 +64,15 @@ func newS3Setup(t *testing.T, clk *clock) *s3Setup {
 func TestS3RotationMidTest(t *testing.T) {
 	s := newS3Setup(t, nil)
 	ctx := t.Context()
-	if err := roundTrip(ctx, s.p, "before/rotation.bin", randomBytes(2048)); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "before/rotation.bin", credtest.RandomBytes(2048)); err != nil {
 		t.Fatalf("before rotation: %v", err)
 	}
-	key2 := s.w.newKey(s.user)
-	s.w.promote(s.arn, s.w.stage(s.arn, key2.Secret(), credentials.StagePending))
-	s.w.deleteKey(s.user, s.key1.AccessKeyID)
+	key2 := s.w.NewKey(s.user)
+	s.w.Promote(s.arn, s.w.Stage(s.arn, key2.Secret(), credentials.StagePending))
+	s.w.DeleteKey(s.user, s.key1.AccessKeyID)
 
 	mark := len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "after/rotation with spaces.bin", randomBytes(4096)); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "after/rotation with spaces.bin", credtest.RandomBytes(4096)); err != nil {
 		t.Fatalf("first operations after rotation (key1 %s key2 %s): %v%s", s.key1.AccessKeyID, key2.AccessKeyID, err, describe(since(s.rec.Requests(), mark)))
 	}
 	after := since(s.rec.Requests(), mark)
@@ -106,15 +106,15 @@ func TestS3RotationMidTest(t *testing.T) {
 func TestS3PendingDuringRotation(t *testing.T) {
 	s := newS3Setup(t, nil)
 	ctx := t.Context()
-	key2 := s.w.newKey(s.user)
-	v2 := s.w.stage(s.arn, key2.Secret(), credentials.StagePending)
-	s.w.deleteKey(s.user, s.key1.AccessKeyID)
-	if err := roundTrip(ctx, s.p, "window/pending.bin", randomBytes(1000)); err != nil {
+	key2 := s.w.NewKey(s.user)
+	v2 := s.w.Stage(s.arn, key2.Secret(), credentials.StagePending)
+	s.w.DeleteKey(s.user, s.key1.AccessKeyID)
+	if err := credtest.RoundTrip(ctx, s.p, "window/pending.bin", credtest.RandomBytes(1000)); err != nil {
 		t.Fatalf("with AWSCURRENT revoked and AWSPENDING valid: %v", err)
 	}
-	s.w.promote(s.arn, v2)
+	s.w.Promote(s.arn, v2)
 	mark := len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "window/after-finish.bin", randomBytes(1000)); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "window/after-finish.bin", credtest.RandomBytes(1000)); err != nil {
 		t.Fatalf("after finish: %v", err)
 	}
 	for _, r := range since(s.rec.Requests(), mark) {
@@ -132,10 +132,10 @@ func TestS3PreviousWhileNewKeyIsNotAccepted(t *testing.T) {
 	s := newS3Setup(t, clk)
 	ctx := t.Context()
 	unknown := credentials.S3Creds{AccessKeyID: "AKIANOTYETPROPAGATED", SecretAccessKey: "x"}
-	s.w.promote(s.arn, s.w.stage(s.arn, unknown.Secret(), credentials.StagePending))
+	s.w.Promote(s.arn, s.w.Stage(s.arn, unknown.Secret(), credentials.StagePending))
 	clk.Advance(2 * time.Hour) // the loader's TTL passed: the provider sees the new AWSCURRENT
 	mark := len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "prev/after.bin", randomBytes(100)); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "prev/after.bin", credtest.RandomBytes(100)); err != nil {
 		t.Fatalf("with the new key refused and the previous one valid: %v", err)
 	}
 	after := since(s.rec.Requests(), mark)
@@ -143,7 +143,7 @@ func TestS3PreviousWhileNewKeyIsNotAccepted(t *testing.T) {
 		t.Fatalf("want one refusal of the new key, then the previous key:%s", describe(after))
 	}
 	mark = len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "prev/again.bin", randomBytes(100)); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "prev/again.bin", credtest.RandomBytes(100)); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range since(s.rec.Requests(), mark) {
@@ -152,8 +152,8 @@ func TestS3PreviousWhileNewKeyIsNotAccepted(t *testing.T) {
 		}
 	}
 	// No valid key anywhere: the refusal reaches the caller.
-	s.w.deleteKey(s.user, s.key1.AccessKeyID)
-	if err := roundTrip(ctx, s.p, "prev/none.bin", randomBytes(100)); storage.KindOf(err) != storage.Unauthorized {
+	s.w.DeleteKey(s.user, s.key1.AccessKeyID)
+	if err := credtest.RoundTrip(ctx, s.p, "prev/none.bin", credtest.RandomBytes(100)); storage.KindOf(err) != storage.Unauthorized {
 		t.Fatalf("with no valid key anywhere: %v, want Unauthorized", err)
 	}
 }
@@ -164,10 +164,10 @@ func TestS3PreviousWhileNewKeyIsNotAccepted(t *testing.T) {
 func TestS3NonSeekablePut(t *testing.T) {
 	s := newS3Setup(t, nil)
 	ctx := t.Context()
-	key2 := s.w.newKey(s.user)
-	s.w.promote(s.arn, s.w.stage(s.arn, key2.Secret(), credentials.StagePending))
-	s.w.deleteKey(s.user, s.key1.AccessKeyID)
-	data := randomBytes(512)
+	key2 := s.w.NewKey(s.user)
+	s.w.Promote(s.arn, s.w.Stage(s.arn, key2.Secret(), credentials.StagePending))
+	s.w.DeleteKey(s.user, s.key1.AccessKeyID)
+	data := credtest.RandomBytes(512)
 	sum := sha256.Sum256(data)
 	_, err := s.p.Put(ctx, "stream.bin", io.MultiReader(bytes.NewReader(data)), int64(len(data)),
 		storage.PutOptions{SHA256: hex.EncodeToString(sum[:])})
@@ -175,7 +175,7 @@ func TestS3NonSeekablePut(t *testing.T) {
 		t.Fatalf("non-replayable Put with a revoked key: %v, want Unauthorized (it cannot be retried)", err)
 	}
 	mark := len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "stream.bin", data); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "stream.bin", data); err != nil {
 		t.Fatal(err)
 	}
 	if after := since(s.rec.Requests(), mark); len(after) == 0 || after[0].Credential != key2.AccessKeyID || after[0].Refused {
@@ -189,16 +189,16 @@ func TestS3NonSeekablePut(t *testing.T) {
 func TestS3NonSeekablePutFindsPending(t *testing.T) {
 	s := newS3Setup(t, nil)
 	ctx := t.Context()
-	key2 := s.w.newKey(s.user)
-	s.w.stage(s.arn, key2.Secret(), credentials.StagePending)
-	s.w.deleteKey(s.user, s.key1.AccessKeyID)
-	data := randomBytes(256)
+	key2 := s.w.NewKey(s.user)
+	s.w.Stage(s.arn, key2.Secret(), credentials.StagePending)
+	s.w.DeleteKey(s.user, s.key1.AccessKeyID)
+	data := credtest.RandomBytes(256)
 	_, err := s.p.Put(ctx, "pending.bin", io.MultiReader(bytes.NewReader(data)), int64(len(data)), storage.PutOptions{SHA256: sha(string(data))})
 	if storage.KindOf(err) != storage.Unauthorized {
 		t.Fatalf("non-replayable Put with a revoked key: %v, want Unauthorized", err)
 	}
 	mark := len(s.rec.Requests())
-	if err := roundTrip(ctx, s.p, "pending.bin", data); err != nil {
+	if err := credtest.RoundTrip(ctx, s.p, "pending.bin", data); err != nil {
 		t.Fatal(err)
 	}
 	if after := since(s.rec.Requests(), mark); len(after) == 0 || after[0].Credential != key2.AccessKeyID || after[0].Refused {
@@ -228,13 +228,13 @@ func TestGCSRotationMidTest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arn := w.secret(secret.Secret(key1))
+	arn := w.Secret(secret.Secret(key1))
 	p, err := credentials.Provider(ctx, "gcs", arn, w.loader(nil), credentials.GCS(gcs.Config{Name: "gcs",
 		Bucket: "offsite", Endpoint: g.URL}, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := roundTrip(ctx, p, "before.bin", randomBytes(3000)); err != nil {
+	if err := credtest.RoundTrip(ctx, p, "before.bin", credtest.RandomBytes(3000)); err != nil {
 		t.Fatalf("before rotation: %v", err)
 	}
 	old := g.Keys(sa)[0]
@@ -242,12 +242,12 @@ func TestGCSRotationMidTest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.promote(arn, w.stage(arn, secret.Secret(key2), credentials.StagePending))
+	w.Promote(arn, w.Stage(arn, secret.Secret(key2), credentials.StagePending))
 	g.DeleteKey(sa, old)
 	newID := g.Keys(sa)[0]
 
 	mark := len(g.Requests())
-	if err := roundTrip(ctx, p, "after rotation/ü.bin", randomBytes(3000)); err != nil {
+	if err := credtest.RoundTrip(ctx, p, "after rotation/ü.bin", credtest.RandomBytes(3000)); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
 	after := since(g.Requests(), mark)
@@ -287,22 +287,22 @@ func TestSupabaseRotationMidTest(t *testing.T) {
 	if err := boot.EnsureBucket(ctx); err != nil {
 		t.Fatal(err)
 	}
-	arn := w.secret(credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(emu.ServiceKey)}.Secret())
+	arn := w.Secret(credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(emu.ServiceKey)}.Secret())
 	p, err := credentials.Provider(ctx, "supabase", arn, w.loader(nil),
 		credentials.Supabase(supabase.Config{Name: "supabase", Bucket: "primary"}, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := roundTrip(ctx, p, "before.bin", randomBytes(777)); err != nil {
+	if err := credtest.RoundTrip(ctx, p, "before.bin", credtest.RandomBytes(777)); err != nil {
 		t.Fatal(err)
 	}
 	newKey := supaemu.SignKey(emu.JWTSecret, supaemu.ServiceRole, 24*time.Hour)
 	keys.Add(newKey)
-	w.promote(arn, w.stage(arn, credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(newKey)}.Secret(), credentials.StagePending))
+	w.Promote(arn, w.Stage(arn, credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(newKey)}.Secret(), credentials.StagePending))
 	keys.Remove(emu.ServiceKey)
 
 	mark := len(gate.Requests())
-	if err := roundTrip(ctx, p, "after/wedding photos (1).bin", randomBytes(777)); err != nil {
+	if err := credtest.RoundTrip(ctx, p, "after/wedding photos (1).bin", credtest.RandomBytes(777)); err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
 	after := since(gate.Requests(), mark)
@@ -329,7 +329,7 @@ func TestSupabaseRotationMidTest(t *testing.T) {
 	}
 	keys.Add(emu.ServiceKey) // roll back: the old key becomes valid, the new one is revoked
 	keys.Remove(newKey)
-	w.promote(arn, w.stage(arn, credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(emu.ServiceKey)}.Secret(), credentials.StagePending))
+	w.Promote(arn, w.Stage(arn, credentials.SupabaseCreds{URL: gate.URL, ServiceKey: secret.Secret(emu.ServiceKey)}.Secret(), credentials.StagePending))
 	mark = len(gate.Requests())
 	u, err := sg.SignedURL(ctx, "signed.bin", time.Minute)
 	if err != nil || !strings.Contains(u, "token=") {

@@ -46,16 +46,16 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 	}
 	ctx := t.Context()
 	w := newWorld(t)
-	landing := w.bucket()
+	landing := w.Bucket()
 	s3r := newS3Rotation(t, rotate.HandlerConfig{}, landing) // the user may read the landing bucket: server-side copies
 	gs := newGoogleSide(t)
 	ss := newSupabaseSide(t)
-	gcsARN := w.secret(secret.Secret(gs.key1))
-	supaARN := w.secret(ss.creds(ss.emu.ServiceKey).Secret())
+	gcsARN := w.Secret(secret.Secret(gs.key1))
+	supaARN := w.Secret(ss.creds(ss.emu.ServiceKey).Secret())
 
-	logs := &lockedLog{}
+	logs := &credtest.Logs{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h, err := rotate.New(w.sm, map[string]rotate.Rotator{
+	h, err := rotate.New(w.SM, map[string]rotate.Rotator{
 		s3r.arn: mustS3(t, w, s3r),
 		gcsARN:  rotate.NewGCS(rotate.GCSConfig{Provider: gs.pcfg, IAMEndpoint: gs.g.IAMEndpoint(), Probing: quick}, log),
 		supaARN: rotate.NewSupabase(rotate.SupabaseConfig{Provider: ss.pcfg, Probing: quick}, log),
@@ -67,14 +67,14 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 	// The functions' side: one loader (TTL on a clock the test moves), the
 	// credentials layer on each provider, the replicate handler on top.
 	clk := &testClock{}
-	loader := credentials.NewLoader(w.sm, credentials.LoaderConfig{TTL: 5 * time.Minute, Now: clk.Now})
+	loader := credentials.NewLoader(w.SM, credentials.LoaderConfig{TTL: 5 * time.Minute, Now: clk.Now})
 	s3cfg := s3r.pcfg
 	providers := map[string]storage.Provider{}
 	for name, c := range map[string]struct {
 		arn   string
 		build credentials.Build
 	}{
-		"s3":       {s3r.arn, credentials.S3(s3cfg, admin, log)},
+		"s3":       {s3r.arn, credentials.S3(s3cfg, side.Admin(), log)},
 		"gcs":      {gcsARN, credentials.GCS(gs.pcfg, log)},
 		"supabase": {supaARN, credentials.Supabase(ss.pcfg, log)},
 	} {
@@ -84,8 +84,8 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 		}
 		providers[name] = p
 	}
-	db := dynamodb.NewFromConfig(admin)
-	names := catalog.Config{BackupsTable: "backups-" + randomHex(4), ReplicasTable: "replicas-" + randomHex(4)}
+	db := dynamodb.NewFromConfig(side.Admin())
+	names := catalog.Config{BackupsTable: "backups-" + credtest.RandomHex(4), ReplicasTable: "replicas-" + credtest.RandomHex(4)}
 	if err := catalog.EnsureTables(ctx, db, names); err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 	handlers := map[string]*replicate.Handler{}
 	for name, p := range providers {
 		if handlers[name], err = replicate.New(replicate.Config{Provider: name, LandingBucket: landing}, replicate.Deps{
-			Provider: p, Landing: replicate.NewLanding(w.s3, landing, moto.URL), Store: store,
+			Provider: p, Landing: replicate.NewLanding(w.S3, landing, side.URL()), Store: store,
 			Policy: policy.DefaultTable(), Logger: log}); err != nil {
 			t.Fatal(err)
 		}
@@ -109,14 +109,14 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 		data := make([]byte, 1024+i*2048)
 		copy(data, fmt.Sprintf("backup %d of the Smith–Jones wedding", i))
 		sum := sha256.Sum256(data)
-		org, id := "org-"+randomHex(3), "B"+randomHex(8)
+		org, id := "org-"+credtest.RandomHex(3), "B"+credtest.RandomHex(8)
 		b, _, err := store.CreateBackup(ctx, catalog.Backup{ID: id, OrganizationID: org, Name: fmt.Sprintf("wedding %d.zip", i),
 			Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), ContentType: "application/zip",
 			LandingKey: "backups/" + org + "/" + id})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := w.s3.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(landing), Key: aws.String(b.LandingKey),
+		if _, err := w.S3.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(landing), Key: aws.String(b.LandingKey),
 			Body: bytes.NewReader(data)}); err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 	stage(t, w, supaARN, ss.creds(newSupaKey).Secret())
 	rotErrs := make(chan error, 3)
 	for _, arn := range []string{s3r.arn, gcsARN, supaARN} {
-		go func() { _, err := rotate.Drive(ctx, w.sm, h, arn); rotErrs <- err }()
+		go func() { _, err := rotate.Drive(ctx, w.SM, h, arn); rotErrs <- err }()
 	}
 	for r := 3; r < 7; r++ {
 		round(r)
@@ -177,7 +177,7 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 			t.Fatalf("backup %s: %s (%s), %v; want PROTECTED", b.ID, got.Status, got.StatusReason, err)
 		}
 	}
-	newGCS, _ := credentials.ParseGCS(w.value(gcsARN, credentials.StageCurrent))
+	newGCS, _ := credentials.ParseGCS(w.Value(gcsARN, credentials.StageCurrent))
 	for _, r := range gs.g.Requests()[gcsMark:] {
 		if r.Credential != "" && r.Credential != newGCS.PrivateKeyID {
 			t.Fatalf("after the rotation a GCS request used key %s, want %s", r.Credential, newGCS.PrivateKeyID)
@@ -192,7 +192,7 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 	if n := strings.Count(out, `"reason":"secret rotated"`); n != 3 {
 		t.Errorf("%d providers logged picking up rotated credentials, want 3", n)
 	}
-	newS3, _ := credentials.ParseS3(w.value(s3r.arn, credentials.StageCurrent))
+	newS3, _ := credentials.ParseS3(w.Value(s3r.arn, credentials.StageCurrent))
 	for _, v := range []string{s3r.key1.SecretAccessKey.Reveal(), newS3.SecretAccessKey.Reveal(), ss.emu.ServiceKey, newSupaKey,
 		"PRIVATE KEY", gs.key1[len(gs.key1)/2 : len(gs.key1)/2+24]} {
 		if strings.Contains(out, v) {
@@ -203,7 +203,7 @@ func TestRotateEveryProviderWhileReplicating(t *testing.T) {
 
 func mustS3(t *testing.T, w *world, r *s3Rotation) rotate.Rotator {
 	t.Helper()
-	rot, err := rotate.NewS3(rotate.S3Config{UserName: r.user, Provider: r.pcfg, Probing: quick}, w.iam, nil)
+	rot, err := rotate.NewS3(rotate.S3Config{UserName: r.user, Provider: r.pcfg, Probing: quick}, w.IAM, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func landed(bucket string, b catalog.Backup) events.SQSMessage {
 	body := fmt.Sprintf(`{"version":"0","id":"%s","detail-type":"Object Created","source":"aws.s3","account":"123456789012",
 "time":"2026-06-01T12:00:00Z","region":"us-east-1","resources":["arn:aws:s3:::%s"],
 "detail":{"version":"0","bucket":{"name":"%s"},"object":{"key":"%s","size":%d,"etag":"abc","sequencer":"00"},
-"request-id":"R","requester":"123456789012","reason":"PutObject"}}`, randomHex(8), bucket, bucket, b.LandingKey, b.Size)
+"request-id":"R","requester":"123456789012","reason":"PutObject"}}`, credtest.RandomHex(8), bucket, bucket, b.LandingKey, b.Size)
 	return events.SQSMessage{MessageId: "m-" + b.ID, Body: body, Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
 }
 

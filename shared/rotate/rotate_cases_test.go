@@ -59,7 +59,7 @@ func TestNewRequiresClientAndRotators(t *testing.T) {
 		t.Error("New without a Secrets Manager client succeeded")
 	}
 	w := newWorld(t)
-	if _, err := rotate.New(w.sm, nil, rotate.HandlerConfig{}, nil); err == nil {
+	if _, err := rotate.New(w.SM, nil, rotate.HandlerConfig{}, nil); err == nil {
 		t.Error("New without rotators succeeded")
 	}
 	if _, err := rotate.NewS3(rotate.S3Config{}, nil, nil); err == nil ||
@@ -75,11 +75,11 @@ func TestNewRequiresClientAndRotators(t *testing.T) {
 func TestStepsRefuseAWrongToken(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{})
 	ctx := t.Context()
-	if _, err := rotate.Drive(ctx, r.w.sm, r.h, r.arn); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, r.h, r.arn); err != nil {
 		t.Fatal(err)
 	}
 	var previous string
-	for id, stages := range r.w.stages(r.arn) {
+	for id, stages := range r.w.Stages(r.arn) {
 		if slices.Contains(stages, credentials.StagePrevious) {
 			previous = id
 		}
@@ -87,7 +87,7 @@ func TestStepsRefuseAWrongToken(t *testing.T) {
 	if previous == "" {
 		t.Fatal("no AWSPREVIOUS version after a rotation")
 	}
-	stagesBefore, keysBefore, current := r.w.stages(r.arn), r.w.keys(r.user), r.w.value(r.arn, credentials.StageCurrent)
+	stagesBefore, keysBefore, current := r.w.Stages(r.arn), r.w.Keys(r.user), r.w.Value(r.arn, credentials.StageCurrent)
 	tokens := []struct {
 		name, token, want string
 	}{
@@ -104,13 +104,13 @@ func TestStepsRefuseAWrongToken(t *testing.T) {
 			})
 		}
 	}
-	if got := r.w.stages(r.arn); len(got) != len(stagesBefore) || !hasStage(got, previous, credentials.StagePrevious) {
+	if got := r.w.Stages(r.arn); len(got) != len(stagesBefore) || !hasStage(got, previous, credentials.StagePrevious) {
 		t.Errorf("stages changed: %v -> %v", stagesBefore, got)
 	}
-	if got := r.w.keys(r.user); !slices.Equal(got, keysBefore) {
+	if got := r.w.Keys(r.user); !slices.Equal(got, keysBefore) {
 		t.Errorf("keys changed: %v -> %v", keysBefore, got)
 	}
-	if r.w.value(r.arn, credentials.StageCurrent) != current {
+	if r.w.Value(r.arn, credentials.StageCurrent) != current {
 		t.Error("AWSCURRENT changed")
 	}
 }
@@ -120,20 +120,20 @@ func TestStepsRefuseAWrongToken(t *testing.T) {
 func TestCreateWithTheCurrentTokenDoesNothing(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{})
 	ctx := t.Context()
-	token, err := rotate.Drive(ctx, r.w.sm, r.h, r.arn)
+	token, err := rotate.Drive(ctx, r.w.SM, r.h, r.arn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stages, keys := r.w.stages(r.arn), r.w.keys(r.user)
+	stages, keys := r.w.Stages(r.arn), r.w.Keys(r.user)
 	for _, step := range rotate.Steps {
 		if err := r.h.Handle(ctx, rotate.Event{Step: step, SecretID: r.arn, ClientRequestToken: token}); err != nil {
 			t.Fatalf("%s with the current token: %v", step, err)
 		}
 	}
-	if got := r.w.keys(r.user); !slices.Equal(got, keys) {
+	if got := r.w.Keys(r.user); !slices.Equal(got, keys) {
 		t.Errorf("keys changed: %v -> %v", keys, got)
 	}
-	if got := r.w.stages(r.arn); len(got) != len(stages) || !hasStage(got, token, credentials.StageCurrent) {
+	if got := r.w.Stages(r.arn); len(got) != len(stages) || !hasStage(got, token, credentials.StageCurrent) {
 		t.Errorf("stages changed: %v -> %v", stages, got)
 	}
 }
@@ -143,18 +143,18 @@ func TestCreateWithTheCurrentTokenDoesNothing(t *testing.T) {
 func TestRotatorFoundBySecretName(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{})
 	ctx := t.Context()
-	d, err := r.w.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(r.arn)})
+	d, err := r.w.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(r.arn)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := rotate.New(r.w.sm, map[string]rotate.Rotator{aws.ToString(d.Name): mustS3(t, r.w, r)}, rotate.HandlerConfig{}, nil)
+	h, err := rotate.New(r.w.SM, map[string]rotate.Rotator{aws.ToString(d.Name): mustS3(t, r.w, r)}, rotate.HandlerConfig{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rotate.Drive(ctx, r.w.sm, h, r.arn); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, h, r.arn); err != nil {
 		t.Fatal(err)
 	}
-	if r.w.value(r.arn, credentials.StageCurrent) == r.key1.Secret() {
+	if r.w.Value(r.arn, credentials.StageCurrent) == r.key1.Secret() {
 		t.Error("AWSCURRENT is still the first key")
 	}
 }
@@ -211,15 +211,15 @@ func TestSupabaseStagedValueChecks(t *testing.T) {
 func TestSupabaseKeyOfAnotherProjectIsNotPromoted(t *testing.T) {
 	w := newWorld(t)
 	cur := credentials.SupabaseCreds{URL: "https://abc.supabase.co", ServiceKey: "key-1"}.Secret()
-	arn := w.secret(cur)
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Probing: quick}, nil)},
+	arn := w.Secret(cur)
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Probing: quick}, nil)},
 		rotate.HandlerConfig{}, nil)
 	stage(t, w, arn, credentials.SupabaseCreds{URL: "https://other.supabase.co", ServiceKey: "key-2"}.Secret())
-	_, err := rotate.Drive(t.Context(), w.sm, h, arn)
+	_, err := rotate.Drive(t.Context(), w.SM, h, arn)
 	if err == nil || !strings.Contains(err.Error(), "does not change projects") {
 		t.Fatalf("Drive: %v, want another project's key refused", err)
 	}
-	if w.value(arn, credentials.StageCurrent) != cur {
+	if w.Value(arn, credentials.StageCurrent) != cur {
 		t.Error("AWSCURRENT changed")
 	}
 }
@@ -356,17 +356,17 @@ func TestIAMKeysAtTheNetworkEdge(t *testing.T) {
 func TestGCSCreateWithADeletedCurrentKey(t *testing.T) {
 	w := newWorld(t)
 	g := newGoogleSide(t)
-	arn := w.secret(secret.Secret(g.key1))
+	arn := w.Secret(secret.Secret(g.key1))
 	c1, _ := credentials.ParseGCS(secret.Secret(g.key1))
 	g.g.DeleteKey(g.sa, c1.PrivateKeyID)
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{arn: g.rotator()}, rotate.HandlerConfig{}, nil)
-	if _, err := rotate.Drive(t.Context(), w.sm, h, arn); err == nil || !strings.Contains(err.Error(), rotate.StepCreate) {
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{arn: g.rotator()}, rotate.HandlerConfig{}, nil)
+	if _, err := rotate.Drive(t.Context(), w.SM, h, arn); err == nil || !strings.Contains(err.Error(), rotate.StepCreate) {
 		t.Fatalf("Drive with a deleted current key: %v, want createSecret to fail", err)
 	}
 	if got := g.g.Keys(g.sa); len(got) != 0 {
 		t.Errorf("keys %v appeared", got)
 	}
-	if w.value(arn, credentials.StageCurrent) != secret.Secret(g.key1) || w.value(arn, credentials.StagePending) != "" {
+	if w.Value(arn, credentials.StageCurrent) != secret.Secret(g.key1) || w.Value(arn, credentials.StagePending) != "" {
 		t.Error("the secret's versions changed")
 	}
 }
@@ -379,11 +379,11 @@ func TestWireRotatesEveryConfiguredSecret(t *testing.T) {
 	g := newGoogleSide(t)
 	s := newSupabaseSide(t)
 	ctx := t.Context()
-	gcsARN := r.w.secret(secret.Secret(g.key1))
-	supaARN := r.w.secret(s.creds(s.emu.ServiceKey).Secret())
+	gcsARN := r.w.Secret(secret.Secret(g.key1))
+	supaARN := r.w.Secret(s.creds(s.emu.ServiceKey).Secret())
 	cfg, err := rotate.LoadEnv(config.Map(map[string]string{
 		"AWS_REGION":        emulator.MotoRegion,
-		"S3_REPLICA_BUCKET": r.bucket, "S3_REPLICA_ENDPOINT": moto.URL, "S3_REPLICA_SECRET_ARN": r.arn,
+		"S3_REPLICA_BUCKET": r.bucket, "S3_REPLICA_ENDPOINT": side.URL(), "S3_REPLICA_SECRET_ARN": r.arn,
 		"S3_REPLICATION_USER": r.user,
 		"GCS_BUCKET":          g.pcfg.Bucket, "GCS_ENDPOINT": g.g.URL, "GCS_SECRET_ARN": gcsARN, "GCS_IAM_ENDPOINT": g.g.IAMEndpoint(),
 		"SUPABASE_URL": s.gate.URL, "SUPABASE_BUCKET": s.pcfg.Bucket, "SUPABASE_SECRET_ARN": supaARN,
@@ -392,28 +392,28 @@ func TestWireRotatesEveryConfiguredSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := rotate.Wire(ctx, cfg, admin, nil)
+	h, err := rotate.Wire(ctx, cfg, side.Admin(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rotate.Drive(ctx, r.w.sm, h, r.arn); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, h, r.arn); err != nil {
 		t.Fatalf("s3: %v", err)
 	}
-	if cur, _ := credentials.ParseS3(r.w.value(r.arn, credentials.StageCurrent)); cur.AccessKeyID == r.key1.AccessKeyID || r.works(cur) != nil {
+	if cur, _ := credentials.ParseS3(r.w.Value(r.arn, credentials.StageCurrent)); cur.AccessKeyID == r.key1.AccessKeyID || r.works(cur) != nil {
 		t.Errorf("s3: AWSCURRENT %s is not a new working key", cur.AccessKeyID)
 	}
-	if _, err := rotate.Drive(ctx, r.w.sm, h, gcsARN); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, h, gcsARN); err != nil {
 		t.Fatalf("gcs: %v", err)
 	}
-	if cur, _ := credentials.ParseGCS(r.w.value(gcsARN, credentials.StageCurrent)); len(g.g.Keys(g.sa)) != 2 || !slices.Contains(g.g.Keys(g.sa), cur.PrivateKeyID) {
+	if cur, _ := credentials.ParseGCS(r.w.Value(gcsARN, credentials.StageCurrent)); len(g.g.Keys(g.sa)) != 2 || !slices.Contains(g.g.Keys(g.sa), cur.PrivateKeyID) {
 		t.Errorf("gcs: AWSCURRENT key %s, account keys %v", cur.PrivateKeyID, g.g.Keys(g.sa))
 	}
 	key := s.newKey(time.Hour)
 	stage(t, r.w, supaARN, credentials.SupabaseCreds{ServiceKey: secret.Secret(key)}.Secret())
-	if _, err := rotate.Drive(ctx, r.w.sm, h, supaARN); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, h, supaARN); err != nil {
 		t.Fatalf("supabase: %v", err)
 	}
-	if cur, _ := credentials.ParseSupabase(r.w.value(supaARN, credentials.StageCurrent)); cur.ServiceKey.Reveal() != key {
+	if cur, _ := credentials.ParseSupabase(r.w.Value(supaARN, credentials.StageCurrent)); cur.ServiceKey.Reveal() != key {
 		t.Error("supabase: AWSCURRENT is not the staged key")
 	}
 }

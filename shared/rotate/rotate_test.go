@@ -26,14 +26,14 @@ import (
 func TestS3Rotation(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{})
 	ctx := t.Context()
-	if _, err := rotate.Drive(ctx, r.w.sm, r.h, r.arn); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, r.h, r.arn); err != nil {
 		t.Fatal(err)
 	}
-	cur, err := credentials.ParseS3(r.w.value(r.arn, credentials.StageCurrent))
+	cur, err := credentials.ParseS3(r.w.Value(r.arn, credentials.StageCurrent))
 	if err != nil || cur.AccessKeyID == r.key1.AccessKeyID {
 		t.Fatalf("AWSCURRENT after rotation: %+v, %v; want a new key", cur, err)
 	}
-	if prev, _ := credentials.ParseS3(r.w.value(r.arn, credentials.StagePrevious)); prev.AccessKeyID != r.key1.AccessKeyID {
+	if prev, _ := credentials.ParseS3(r.w.Value(r.arn, credentials.StagePrevious)); prev.AccessKeyID != r.key1.AccessKeyID {
 		t.Fatalf("AWSPREVIOUS = %s, want the old key %s", prev.AccessKeyID, r.key1.AccessKeyID)
 	}
 	if err := r.works(cur); err != nil {
@@ -42,11 +42,11 @@ func TestS3Rotation(t *testing.T) {
 	if err := r.works(r.key1); err != nil {
 		t.Fatalf("the previous key should stay valid until the next rotation: %v", err)
 	}
-	if _, err := rotate.Drive(ctx, r.w.sm, r.h, r.arn); err != nil {
+	if _, err := rotate.Drive(ctx, r.w.SM, r.h, r.arn); err != nil {
 		t.Fatal(err)
 	}
-	third, _ := credentials.ParseS3(r.w.value(r.arn, credentials.StageCurrent))
-	if got, want := r.w.keys(r.user), sorted(cur.AccessKeyID, third.AccessKeyID); !slices.Equal(got, want) {
+	third, _ := credentials.ParseS3(r.w.Value(r.arn, credentials.StageCurrent))
+	if got, want := r.w.Keys(r.user), sorted(cur.AccessKeyID, third.AccessKeyID); !slices.Equal(got, want) {
 		t.Fatalf("after a second rotation the user has keys %v, want %v (current and previous)", got, want)
 	}
 	if err := r.works(r.key1); storage.KindOf(err) != storage.Unauthorized {
@@ -58,11 +58,11 @@ func TestS3Rotation(t *testing.T) {
 // by finishSecret.
 func TestS3RetireImmediately(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{RetireImmediately: true})
-	if _, err := rotate.Drive(t.Context(), r.w.sm, r.h, r.arn); err != nil {
+	if _, err := rotate.Drive(t.Context(), r.w.SM, r.h, r.arn); err != nil {
 		t.Fatal(err)
 	}
-	cur, _ := credentials.ParseS3(r.w.value(r.arn, credentials.StageCurrent))
-	if got := r.w.keys(r.user); !slices.Equal(got, []string{cur.AccessKeyID}) {
+	cur, _ := credentials.ParseS3(r.w.Value(r.arn, credentials.StageCurrent))
+	if got := r.w.Keys(r.user); !slices.Equal(got, []string{cur.AccessKeyID}) {
 		t.Fatalf("keys %v, want only the new one", got)
 	}
 	if err := r.works(r.key1); storage.KindOf(err) != storage.Unauthorized {
@@ -83,12 +83,12 @@ func TestStepsAreIdempotent(t *testing.T) {
 			}
 		}
 		if step == rotate.StepCreate {
-			if n := len(r.w.keys(r.user)); n != 2 {
+			if n := len(r.w.Keys(r.user)); n != 2 {
 				t.Fatalf("after createSecret twice the user has %d keys, want 2", n)
 			}
 		}
 	}
-	st := r.w.stages(r.arn)
+	st := r.w.Stages(r.arn)
 	if !hasStage(st, token, credentials.StageCurrent) || len(st) != 2 {
 		t.Fatalf("versions after the steps: %v; want the token's version current and the old one previous", st)
 	}
@@ -103,15 +103,15 @@ func TestInterruptedRotationResumes(t *testing.T) {
 	if err := r.h.Handle(ctx, rotate.Event{Step: rotate.StepCreate, SecretID: r.arn, ClientRequestToken: token}); err != nil {
 		t.Fatal(err)
 	}
-	pending := r.w.value(r.arn, credentials.StagePending)
-	got, err := rotate.Drive(ctx, r.w.sm, r.h, r.arn)
+	pending := r.w.Value(r.arn, credentials.StagePending)
+	got, err := rotate.Drive(ctx, r.w.SM, r.h, r.arn)
 	if err != nil || got != token {
 		t.Fatalf("Drive = %s, %v; want it to resume token %s", got, err, token)
 	}
-	if r.w.value(r.arn, credentials.StageCurrent) != pending {
+	if r.w.Value(r.arn, credentials.StageCurrent) != pending {
 		t.Fatal("the resumed rotation did not promote the key createSecret had made")
 	}
-	if n := len(r.w.keys(r.user)); n != 2 {
+	if n := len(r.w.Keys(r.user)); n != 2 {
 		t.Fatalf("the user has %d keys, want 2 (no orphan)", n)
 	}
 }
@@ -120,20 +120,20 @@ func TestInterruptedRotationResumes(t *testing.T) {
 // not own the secret's key refuses to delete that user's keys.
 func TestWrongUserDeletesNothing(t *testing.T) {
 	r := newS3Rotation(t, rotate.HandlerConfig{})
-	other, _ := r.w.user(r.bucket)
-	rot, err := rotate.NewS3(rotate.S3Config{UserName: other, Provider: r.pcfg, Probing: quick}, r.w.iam, nil)
+	other, _ := r.w.User(r.bucket)
+	rot, err := rotate.NewS3(rotate.S3Config{UserName: other, Provider: r.pcfg, Probing: quick}, r.w.IAM, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, _ := rotate.New(r.w.sm, map[string]rotate.Rotator{r.arn: rot}, rotate.HandlerConfig{}, nil)
-	before := r.w.keys(other)
-	if _, err := rotate.Drive(t.Context(), r.w.sm, h, r.arn); err == nil || !strings.Contains(err.Error(), "S3_REPLICATION_USER") {
+	h, _ := rotate.New(r.w.SM, map[string]rotate.Rotator{r.arn: rot}, rotate.HandlerConfig{}, nil)
+	before := r.w.Keys(other)
+	if _, err := rotate.Drive(t.Context(), r.w.SM, h, r.arn); err == nil || !strings.Contains(err.Error(), "S3_REPLICATION_USER") {
 		t.Fatalf("Drive with the wrong user: %v, want an error naming S3_REPLICATION_USER", err)
 	}
-	if after := r.w.keys(other); !slices.Equal(before, after) {
+	if after := r.w.Keys(other); !slices.Equal(before, after) {
 		t.Fatalf("the other user's keys changed: %v -> %v", before, after)
 	}
-	if r.w.value(r.arn, credentials.StageCurrent) != r.key1.Secret() {
+	if r.w.Value(r.arn, credentials.StageCurrent) != r.key1.Secret() {
 		t.Fatal("AWSCURRENT changed although the rotation failed")
 	}
 }
@@ -144,23 +144,23 @@ func TestGCSRotation(t *testing.T) {
 	w := newWorld(t)
 	g := newGoogleSide(t)
 	ctx := t.Context()
-	arn := w.secret(secret.Secret(g.key1))
+	arn := w.Secret(secret.Secret(g.key1))
 	old := g.g.Keys(g.sa)
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{arn: g.rotator()}, rotate.HandlerConfig{}, nil)
-	if _, err := rotate.Drive(ctx, w.sm, h, arn); err != nil {
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{arn: g.rotator()}, rotate.HandlerConfig{}, nil)
+	if _, err := rotate.Drive(ctx, w.SM, h, arn); err != nil {
 		t.Fatal(err)
 	}
-	cur, err := credentials.ParseGCS(w.value(arn, credentials.StageCurrent))
+	cur, err := credentials.ParseGCS(w.Value(arn, credentials.StageCurrent))
 	if err != nil || slices.Contains(old, cur.PrivateKeyID) || cur.ClientEmail != g.sa {
 		t.Fatalf("AWSCURRENT after rotation: key %s of %s (%v); old keys %v", cur.PrivateKeyID, cur.ClientEmail, err, old)
 	}
 	if got := g.g.Keys(g.sa); len(got) != 2 {
 		t.Fatalf("keys after one rotation: %v, want current and previous", got)
 	}
-	if _, err := rotate.Drive(ctx, w.sm, h, arn); err != nil {
+	if _, err := rotate.Drive(ctx, w.SM, h, arn); err != nil {
 		t.Fatal(err)
 	}
-	third, _ := credentials.ParseGCS(w.value(arn, credentials.StageCurrent))
+	third, _ := credentials.ParseGCS(w.Value(arn, credentials.StageCurrent))
 	if got, want := g.g.Keys(g.sa), sorted(cur.PrivateKeyID, third.PrivateKeyID); !slices.Equal(got, want) {
 		t.Fatalf("keys after a second rotation: %v, want %v", got, want)
 	}
@@ -180,15 +180,15 @@ func TestGCSRotation(t *testing.T) {
 func TestSupabaseNeedsAStagedKey(t *testing.T) {
 	w := newWorld(t)
 	s := newSupabaseSide(t)
-	arn := w.secret(s.creds(s.emu.ServiceKey).Secret())
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Provider: s.pcfg, Probing: quick}, nil)},
+	arn := w.Secret(s.creds(s.emu.ServiceKey).Secret())
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Provider: s.pcfg, Probing: quick}, nil)},
 		rotate.HandlerConfig{}, nil)
-	_, err := rotate.Drive(t.Context(), w.sm, h, arn)
+	_, err := rotate.Drive(t.Context(), w.SM, h, arn)
 	if !errors.Is(err, rotate.ErrNoStagedKey) {
 		t.Fatalf("Drive without a staged key: %v, want ErrNoStagedKey", err)
 	}
-	if len(w.stages(arn)) != 1 {
-		t.Fatalf("versions changed: %v", w.stages(arn))
+	if len(w.Stages(arn)) != 1 {
+		t.Fatalf("versions changed: %v", w.Stages(arn))
 	}
 }
 
@@ -199,25 +199,25 @@ func TestSupabaseStagedKey(t *testing.T) {
 	w := newWorld(t)
 	s := newSupabaseSide(t)
 	ctx := t.Context()
-	arn := w.secret(s.creds(s.emu.ServiceKey).Secret())
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Provider: s.pcfg, Probing: quick}, nil)},
+	arn := w.Secret(s.creds(s.emu.ServiceKey).Secret())
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{arn: rotate.NewSupabase(rotate.SupabaseConfig{Provider: s.pcfg, Probing: quick}, nil)},
 		rotate.HandlerConfig{}, nil)
 
 	unknown := "not-a-key-the-project-knows"
 	stage(t, w, arn, credentials.SupabaseCreds{ServiceKey: secret.Secret(unknown)}.Secret())
-	if _, err := rotate.Drive(ctx, w.sm, h, arn); err == nil || !strings.Contains(err.Error(), rotate.StepTest) {
+	if _, err := rotate.Drive(ctx, w.SM, h, arn); err == nil || !strings.Contains(err.Error(), rotate.StepTest) {
 		t.Fatalf("Drive with a key the project refuses: %v, want testSecret to fail", err)
 	}
-	if w.value(arn, credentials.StageCurrent) != s.creds(s.emu.ServiceKey).Secret() {
+	if w.Value(arn, credentials.StageCurrent) != s.creds(s.emu.ServiceKey).Secret() {
 		t.Fatal("a refused key was promoted")
 	}
 
 	key := s.newKey(48 * time.Hour)
 	stage(t, w, arn, credentials.SupabaseCreds{ServiceKey: secret.Secret(key)}.Secret())
-	if _, err := rotate.Drive(ctx, w.sm, h, arn); err != nil {
+	if _, err := rotate.Drive(ctx, w.SM, h, arn); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := credentials.ParseSupabase(w.value(arn, credentials.StageCurrent)); err != nil || got.ServiceKey.Reveal() != key {
+	if got, err := credentials.ParseSupabase(w.Value(arn, credentials.StageCurrent)); err != nil || got.ServiceKey.Reveal() != key {
 		t.Fatalf("AWSCURRENT is not the staged key (%v)", err)
 	}
 }
@@ -226,7 +226,7 @@ func TestSupabaseStagedKey(t *testing.T) {
 // aws secretsmanager put-secret-value --version-stages AWSPENDING.
 func stage(t *testing.T, w *world, arn string, value secret.Secret) {
 	t.Helper()
-	if _, err := w.sm.PutSecretValue(t.Context(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn),
+	if _, err := w.SM.PutSecretValue(t.Context(), &secretsmanager.PutSecretValueInput{SecretId: aws.String(arn),
 		SecretString: aws.String(value.Reveal()), VersionStages: []string{credentials.StagePending}}); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestEventsOfTheRepository(t *testing.T) {
 		t.Fatalf("found %d rotate events, want 4", len(files))
 	}
 	w := newWorld(t)
-	h, _ := rotate.New(w.sm, map[string]rotate.Rotator{"unrelated": rotate.NewSupabase(rotate.SupabaseConfig{}, nil)}, rotate.HandlerConfig{}, nil)
+	h, _ := rotate.New(w.SM, map[string]rotate.Rotator{"unrelated": rotate.NewSupabase(rotate.SupabaseConfig{}, nil)}, rotate.HandlerConfig{}, nil)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
