@@ -32,7 +32,7 @@ build-$(1):
 	$$(LAMBDA_ENV) $$(GO) build $$(GOFLAGS_LAMBDA) -o $$(ARTIFACTS_DIR)/bootstrap ./functions/$(2)
 endef
 SAM_FUNCTIONS := ApiFunction:api ReplicateSupabaseFunction:replicate ReplicateS3Function:replicate \
-	ReplicateGcsFunction:replicate HealthFunction:health RotateFunction:rotate WsFunction:ws
+	ReplicateGcsFunction:replicate HealthFunction:health RotateFunction:rotate WsFunction:ws SealFunction:seal
 $(foreach f,$(SAM_FUNCTIONS),$(eval $(call sam_target,$(word 1,$(subst :, ,$(f))),$(word 2,$(subst :, ,$(f))))))
 
 ## tools: the emulators and runners the tests and the local stack need

@@ -1,0 +1,34 @@
+// Command seal is the seal step of issue 8: landing events of uploads in
+// (SQS batches from the seal queue), sealed objects out (sealed/{org}/{id}
+// in the landing bucket, under a per-backup data key from KMS), wired by
+// sealer.Wire. The variables are documented in shared/config (LoadSeal).
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/replicate"
+	"github.com/wedsync/backup-replication/shared/sealer"
+)
+
+func main() {
+	ctx := context.Background()
+	cfg, err := config.LoadSeal(config.OS)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	awsCfg, aerr := cfg.AWS.Config(ctx)
+	var h *sealer.Handler
+	if err = errors.Join(err, aerr); err == nil {
+		h, err = sealer.Wire(ctx, cfg, awsCfg, log, os.Stdout)
+	}
+	if err != nil {
+		log.Error("seal cannot start", "op", "init", "error", replicate.Redact(err.Error()))
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}
