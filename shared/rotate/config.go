@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/credentials"
+	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage/gcs"
 	"github.com/wedsync/backup-replication/shared/storage/s3"
 	"github.com/wedsync/backup-replication/shared/storage/supabase"
@@ -21,7 +23,8 @@ import (
 // Config is functions/rotate's configuration: the common variables
 // (shared/config: each provider's bucket and *_SECRET_ARN) and
 //
-//	S3_REPLICATION_USER    IAM user whose access keys S3_REPLICA_SECRET_ARN holds (required with it)
+//	S3_REPLICATION_USER    IAM user whose access keys S3_REPLICA_SECRET_ARN holds (required when that secret
+//	                       holds a key pair; a role secret, {"roleArn"}, needs none: Wire reads the secret to tell)
 //	GCS_IAM_ENDPOINT       IAM API base URL (default https://iam.googleapis.com/; a fake in tests)
 //	ROTATE_TEST_ATTEMPTS   probes testSecret makes while the new credentials are refused (default 6)
 //	ROTATE_TEST_WAIT       wait between them, e.g. 5s (default 5s)
@@ -74,13 +77,8 @@ func (c Config) Validate() error {
 	if p.Supabase.SecretARN == "" && p.S3.SecretARN == "" && p.GCS.SecretARN == "" {
 		errs = append(errs, errors.New("nothing to rotate: set SUPABASE_SECRET_ARN, S3_REPLICA_SECRET_ARN or GCS_SECRET_ARN"))
 	}
-	if p.S3.SecretARN != "" {
-		if c.S3User == "" {
-			errs = append(errs, errors.New("S3_REPLICATION_USER is required with S3_REPLICA_SECRET_ARN"))
-		}
-		if p.S3.Bucket == "" {
-			errs = append(errs, errors.New("S3_REPLICA_BUCKET is required with S3_REPLICA_SECRET_ARN (testSecret probes it)"))
-		}
+	if p.S3.SecretARN != "" && p.S3.Bucket == "" {
+		errs = append(errs, errors.New("S3_REPLICA_BUCKET is required with S3_REPLICA_SECRET_ARN (testSecret probes it)"))
 	}
 	if p.GCS.SecretARN != "" && p.GCS.Bucket == "" {
 		errs = append(errs, errors.New("GCS_BUCKET is required with GCS_SECRET_ARN (testSecret probes it)"))
@@ -93,14 +91,23 @@ func (c Config) Validate() error {
 
 // Wire builds the Handler functions/rotate runs: Secrets Manager and IAM
 // from awsCfg (the function's role), one rotator per configured secret.
+// Without S3_REPLICATION_USER it reads the S3 secret's AWSCURRENT version,
+// and refuses to start when that is a key pair (which cannot rotate
+// without its user); a role secret needs no user.
 func Wire(ctx context.Context, cfg Config, awsCfg aws.Config, log *slog.Logger) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	sm := secretsmanager.NewFromConfig(awsCfg)
 	p := cfg.Providers
 	rots := map[string]Rotator{}
 	if p.S3.SecretARN != "" {
-		r, err := NewS3(S3Config{UserName: cfg.S3User, Probing: cfg.Probing, Provider: s3.Config{Name: p.S3.Name,
+		if cfg.S3User == "" {
+			if err := requireRole(ctx, sm, p.S3.SecretARN); err != nil {
+				return nil, err
+			}
+		}
+		r, err := NewS3(S3Config{UserName: cfg.S3User, Probing: cfg.Probing, AWS: awsCfg, Provider: s3.Config{Name: p.S3.Name,
 			Bucket: p.S3.Bucket, Region: p.S3.Region, Endpoint: p.S3.Endpoint, UsePathStyle: p.S3.UsePathStyle}},
 			iam.NewFromConfig(awsCfg), log)
 		if err != nil {
@@ -116,5 +123,23 @@ func Wire(ctx context.Context, cfg Config, awsCfg aws.Config, log *slog.Logger) 
 		rots[p.Supabase.SecretARN] = NewSupabase(SupabaseConfig{Probing: cfg.Probing,
 			Provider: supabase.Config{Name: config.NameSupabase, URL: p.Supabase.URL, Bucket: p.Supabase.Bucket}}, log)
 	}
-	return New(secretsmanager.NewFromConfig(awsCfg), rots, cfg.Handler, log)
+	return New(sm, rots, cfg.Handler, log)
+}
+
+// requireRole checks that the S3 secret holds a role: a key pair needs
+// S3_REPLICATION_USER. Errors never quote the secret.
+func requireRole(ctx context.Context, sm SecretsAPI, arn string) error {
+	out, err := sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn),
+		VersionStage: aws.String(credentials.StageCurrent)})
+	if err != nil {
+		return fmt.Errorf("read S3_REPLICA_SECRET_ARN %s: %w", arn, err)
+	}
+	c, err := credentials.ParseS3(secret.Secret(aws.ToString(out.SecretString)))
+	if err != nil {
+		return fmt.Errorf("S3_REPLICA_SECRET_ARN %s: %w", arn, err)
+	}
+	if c.AccessKeyID != "" {
+		return fmt.Errorf("S3_REPLICATION_USER is required: S3_REPLICA_SECRET_ARN %s holds an access key pair", arn)
+	}
+	return nil
 }

@@ -19,7 +19,7 @@ func TestLoadEnv(t *testing.T) {
 	}
 	_, err = rotate.LoadEnv(config.Map(map[string]string{"S3_REPLICA_SECRET_ARN": "arn:s3", "S3_REPLICA_REGION": "x",
 		"ROTATE_TEST_WAIT": "soon", "ROTATE_RETIRE": "never"}))
-	for _, want := range []string{"S3_REPLICATION_USER", "S3_REPLICA_BUCKET", "ROTATE_TEST_WAIT", "ROTATE_RETIRE"} {
+	for _, want := range []string{"S3_REPLICA_BUCKET", "ROTATE_TEST_WAIT", "ROTATE_RETIRE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("LoadEnv error %v does not name %s", err, want)
 		}

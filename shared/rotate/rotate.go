@@ -9,7 +9,9 @@
 //     testSecret probes the bucket with it, finishSecret moves AWSCURRENT
 //     and deletes any key that is neither current nor previous. The previous
 //     key stays valid until the next rotation (HandlerConfig says why, and
-//     how to retire it at once instead).
+//     how to retire it at once instead). A role secret ({"roleArn"}) has no
+//     key to make: the steps carry it (or a role an operator staged) through,
+//     and testSecret assumes the role and probes the bucket with it.
 //   - GCS (GCSRotator): service-account keys through the IAM API's keys
 //     resource, called with the service account's own current key.
 //   - Supabase (SupabaseRotator): Supabase has no API to rotate a service

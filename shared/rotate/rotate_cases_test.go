@@ -62,9 +62,8 @@ func TestNewRequiresClientAndRotators(t *testing.T) {
 	if _, err := rotate.New(w.SM, nil, rotate.HandlerConfig{}, nil); err == nil {
 		t.Error("New without rotators succeeded")
 	}
-	if _, err := rotate.NewS3(rotate.S3Config{}, nil, nil); err == nil ||
-		!strings.Contains(err.Error(), "S3_REPLICATION_USER") || !strings.Contains(err.Error(), "IAM client") {
-		t.Errorf("NewS3 with nothing: %v, want both problems named", err)
+	if _, err := rotate.NewS3(rotate.S3Config{}, nil, nil); err == nil || !strings.Contains(err.Error(), "IAM client") {
+		t.Errorf("NewS3 without an IAM client: %v", err)
 	}
 }
 
@@ -419,13 +418,14 @@ func TestWireRotatesEveryConfiguredSecret(t *testing.T) {
 }
 
 // TestWireRefusesAnInvalidConfig: Wire checks the configuration again, so
-// a hand-built Config missing the replication user is refused.
+// a hand-built Config without the bucket testSecret probes, or with nothing
+// to rotate, is refused.
 func TestWireRefusesAnInvalidConfig(t *testing.T) {
 	var cfg rotate.Config
-	cfg.Providers.S3.SecretARN, cfg.Providers.S3.Bucket = "arn:s3", "b"
+	cfg.Providers.S3.SecretARN = "arn:s3"
 	_, err := rotate.Wire(context.Background(), cfg, aws.Config{}, nil)
-	if err == nil || !strings.Contains(err.Error(), "S3_REPLICATION_USER") {
-		t.Fatalf("Wire = %v, want S3_REPLICATION_USER named", err)
+	if err == nil || !strings.Contains(err.Error(), "S3_REPLICA_BUCKET") {
+		t.Fatalf("Wire = %v, want S3_REPLICA_BUCKET named", err)
 	}
 	if _, err := rotate.Wire(context.Background(), rotate.Config{}, aws.Config{}, nil); err == nil || !strings.Contains(err.Error(), "nothing to rotate") {
 		t.Fatalf("Wire with nothing configured = %v", err)

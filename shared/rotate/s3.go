@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/wedsync/backup-replication/shared/credentials"
 	"github.com/wedsync/backup-replication/shared/secret"
@@ -73,15 +74,21 @@ type IAMAPI interface {
 type S3Config struct {
 	// UserName is the IAM user whose access keys the secret holds. The user
 	// must be dedicated to replication: every key of it other than the
-	// secret's current one is deleted (IAM allows two per user).
+	// secret's current one is deleted (IAM allows two per user). Required
+	// when the secret holds a key pair; a role secret has no user.
 	UserName string
 	// Provider is the bucket testSecret probes (its credential fields are
-	// ignored: the pending key is used).
+	// ignored: the pending credentials are used).
 	Provider s3.Config
-	Probing  Probing
+	// AWS is the function's own configuration (its role, region and
+	// endpoint): testSecret assumes a role secret's role with it, as the
+	// replicate functions do. Required to rotate a role secret.
+	AWS     aws.Config
+	Probing Probing
 }
 
-// S3Rotator rotates the S3 secondary's access key pair.
+// S3Rotator rotates the S3 secondary's secret: the replication user's
+// access key pair, or a role to assume ({"roleArn","externalId"}).
 type S3Rotator struct {
 	cfg S3Config
 	iam IAMAPI
@@ -90,15 +97,8 @@ type S3Rotator struct {
 
 // NewS3 returns the S3 rotator.
 func NewS3(cfg S3Config, client IAMAPI, log *slog.Logger) (*S3Rotator, error) {
-	var errs []error
-	if cfg.UserName == "" {
-		errs = append(errs, errors.New("rotate s3: the replication user's name is required (S3_REPLICATION_USER)"))
-	}
 	if client == nil {
-		errs = append(errs, errors.New("rotate s3: an IAM client is required"))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, errors.New("rotate s3: an IAM client is required")
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,17 +114,38 @@ func (r *S3Rotator) Provider() string {
 	return "s3"
 }
 
+// errNoUser says that a key-pair secret cannot rotate without its user.
+var errNoUser = errors.New("rotate s3: the secret holds an access key pair: set S3_REPLICATION_USER to the IAM user whose keys rotate")
+
 // Create deletes the user's keys other than the current one (the previous
 // rotation's, and any left by an interrupted rotation: IAM allows two per
-// user), then creates a new key. A role secret has nothing
-// to rotate (STS credentials are temporary already): it is kept as is.
-func (r *S3Rotator) Create(ctx context.Context, current, _ secret.Secret) (secret.Secret, error) {
+// user), then creates a new key.
+//
+// A role secret has no key to create (the role's STS credentials are
+// temporary already): the pending value is the current one, or a role
+// secret an operator staged as AWSPENDING (another role or external id);
+// testSecret then proves the role can be assumed and can use the bucket.
+func (r *S3Rotator) Create(ctx context.Context, current, staged secret.Secret) (secret.Secret, error) {
 	c, err := credentials.ParseS3(current)
 	if err != nil {
 		return "", err
 	}
 	if c.AccessKeyID == "" {
-		return current, nil
+		if staged.IsZero() {
+			return current, nil
+		}
+		s, err := credentials.ParseS3(staged)
+		if err != nil {
+			return "", fmt.Errorf("the staged AWSPENDING value: %w", err)
+		}
+		if s.AccessKeyID != "" {
+			return "", errors.New("rotate s3: the staged AWSPENDING value is a key pair but the secret holds a role: " +
+				"a rotation cannot switch the secret's form; put the key pair as AWSCURRENT instead")
+		}
+		return staged, nil
+	}
+	if r.cfg.UserName == "" {
+		return "", errNoUser
 	}
 	if err := r.deleteOthers(ctx, c.AccessKeyID); err != nil {
 		return "", err
@@ -139,33 +160,63 @@ func (r *S3Rotator) Create(ctx context.Context, current, _ secret.Secret) (secre
 	return n.Secret(), nil
 }
 
-// Set has nothing to do: a new access key is active at once.
+// Set has nothing to do: a new access key is active at once, and a role
+// is the same role.
 func (r *S3Rotator) Set(ctx context.Context, _, pending secret.Secret) error {
 	_, err := credentials.ParseS3(pending)
 	return err
 }
 
-// Test probes the bucket with the pending key.
+// Test probes the bucket with the pending credentials: the key pair, or
+// the role's credentials, assumed (with its external id) through STS with
+// the function's own configuration, so a role that cannot be assumed fails
+// here, with its ARN named, before it becomes AWSCURRENT.
 func (r *S3Rotator) Test(ctx context.Context, pending secret.Secret) error {
-	return r.cfg.Probing.probe(ctx, func() (storage.Provider, error) {
-		c, err := credentials.ParseS3(pending)
-		if err != nil {
-			return nil, err
+	c, err := credentials.ParseS3(pending)
+	if err != nil {
+		return err
+	}
+	cfg := r.cfg.Provider
+	cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = c.AccessKeyID, c.SecretAccessKey, c.SessionToken
+	if c.AccessKeyID == "" {
+		if cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken, err = r.assume(ctx, c); err != nil {
+			return err
 		}
-		if c.AccessKeyID == "" {
-			return nil, errors.New("a role secret is not probed here (the function's role would assume it)")
-		}
-		cfg := r.cfg.Provider
-		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = c.AccessKeyID, c.SecretAccessKey, c.SessionToken
-		return s3.New(ctx, cfg, nil)
-	})
+	}
+	return r.cfg.Probing.probe(ctx, func() (storage.Provider, error) { return s3.New(ctx, cfg, nil) })
 }
 
-// Retire deletes every key of the user but current's and previous's.
+// assume assumes c's role with the function's own configuration.
+func (r *S3Rotator) assume(ctx context.Context, c credentials.S3Creds) (id string, key, token secret.Secret, err error) {
+	if r.cfg.AWS.Credentials == nil {
+		return "", "", "", errors.New("rotate s3: no AWS configuration to assume the role with (S3Config.AWS)")
+	}
+	in := &sts.AssumeRoleInput{RoleArn: aws.String(c.RoleARN), RoleSessionName: aws.String("wedsync-rotate-" + r.Provider()),
+		DurationSeconds: aws.Int32(900)}
+	if c.ExternalID != "" {
+		in.ExternalId = aws.String(c.ExternalID)
+	}
+	out, err := sts.NewFromConfig(r.cfg.AWS).AssumeRole(ctx, in)
+	if err != nil {
+		return "", "", "", fmt.Errorf("assume role %s with the pending secret: %w", c.RoleARN, err)
+	}
+	if out.Credentials == nil {
+		return "", "", "", fmt.Errorf("assume role %s: STS returned no credentials", c.RoleARN)
+	}
+	r.log.InfoContext(ctx, "role assumed", "provider", r.Provider(), "op", "rotate", "role_arn", c.RoleARN)
+	return aws.ToString(out.Credentials.AccessKeyId), secret.Secret(aws.ToString(out.Credentials.SecretAccessKey)),
+		secret.Secret(aws.ToString(out.Credentials.SessionToken)), nil
+}
+
+// Retire deletes every key of the user but current's and previous's. A
+// role secret has nothing to retire.
 func (r *S3Rotator) Retire(ctx context.Context, current, previous secret.Secret) error {
 	c, err := credentials.ParseS3(current)
 	if err != nil || c.AccessKeyID == "" {
 		return err
+	}
+	if r.cfg.UserName == "" {
+		return errNoUser
 	}
 	keep := []string{c.AccessKeyID}
 	if p, err := credentials.ParseS3(previous); err == nil && p.AccessKeyID != "" {
