@@ -21,7 +21,19 @@
 //	WS_ENDPOINT         API Gateway Management API endpoint for progress pushes; empty: none
 //	POLICY              the 3-2-1 table as JSON (policy.ParseTable); default: built from the providers below
 //
-// and the providers' variables (see Providers).
+// the providers' variables (see Providers), and how providers write copies
+// under retention, so that they are immutable (issue 5 §6; see Locks):
+//
+//	S3_REPLICA_OBJECT_LOCK_RETENTION   S3 Object Lock retention of every copy written, e.g. 720h or 30d
+//	                                   (the bucket must have object lock enabled); empty: none
+//	S3_REPLICA_OBJECT_LOCK_MODE        GOVERNANCE (default) or COMPLIANCE
+//	S3_STANDBY_OBJECT_LOCK_RETENTION, S3_STANDBY_OBJECT_LOCK_MODE   the same for the standby bucket
+//	GCS_RETENTION                      GCS object retention of every copy written, e.g. 30d
+//	                                   (the bucket must have object retention enabled); empty: none
+//	GCS_RETENTION_MODE                 Unlocked (default) or Locked
+//
+// Durations are Go durations (90m, 720h) or whole days (30d), at most 100
+// years. A mode without its retention is an error.
 package config
 
 import (
@@ -31,6 +43,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,6 +94,64 @@ type Common struct {
 	// Policy is POLICY parsed, or DefaultPolicy(Providers, LandingRetained).
 	Policy     policy.Table
 	WSEndpoint string // WS_ENDPOINT
+	// Locks is how each provider writes copies under retention.
+	Locks Locks
+}
+
+// Lock is how one provider writes every copy under retention: S3 Object
+// Lock (Mode GOVERNANCE or COMPLIANCE) or GCS object retention (Mode
+// Unlocked or Locked), until Retention after the write. The zero Lock
+// writes no retention.
+type Lock struct {
+	Mode      string
+	Retention time.Duration
+}
+
+// On reports whether copies are written under retention.
+func (l Lock) On() bool { return l.Retention > 0 }
+
+// Locks are the providers' Locks by provider name (NameS3, NameS3Standby,
+// NameGCS); Supabase Storage has no object lock. The same settings must
+// reach the providers (s3.Config.ObjectLockMode/ObjectLockRetention,
+// gcs.Config.Retention/RetentionMode) and the functions that record
+// copies as immutable (replicate, health repairs).
+type Locks map[string]Lock
+
+// For returns provider name's Lock (the zero Lock when it has none).
+func (l Locks) For(name string) Lock { return l[name] }
+
+// maxRetention bounds a lock's retention: S3 allows 100 years.
+const maxRetention = 100 * 365 * 24 * time.Hour
+
+// loadLocks reads each provider's lock settings; modes are checked here,
+// where the variable's name is known.
+func loadLocks(r *reader) Locks {
+	out := Locks{}
+	for _, c := range []struct {
+		name, retention, mode, def string
+		modes                      []string
+	}{
+		{NameS3, "S3_REPLICA_OBJECT_LOCK_RETENTION", "S3_REPLICA_OBJECT_LOCK_MODE", "GOVERNANCE", []string{"GOVERNANCE", "COMPLIANCE"}},
+		{NameS3Standby, "S3_STANDBY_OBJECT_LOCK_RETENTION", "S3_STANDBY_OBJECT_LOCK_MODE", "GOVERNANCE", []string{"GOVERNANCE", "COMPLIANCE"}},
+		{NameGCS, "GCS_RETENTION", "GCS_RETENTION_MODE", "Unlocked", []string{"Unlocked", "Locked"}},
+	} {
+		ret := r.retention(c.retention)
+		mode := r.str(c.mode, "")
+		switch {
+		case mode != "" && !slices.Contains(c.modes, mode):
+			r.fail(c.mode, "%q is not %s", mode, strings.Join(c.modes, " or "))
+			continue
+		case mode != "" && ret == 0:
+			r.fail(c.mode, "is set without %s", c.retention)
+			continue
+		case ret == 0:
+			continue
+		case mode == "":
+			mode = c.def
+		}
+		out[c.name] = Lock{Mode: mode, Retention: ret}
+	}
+	return out
 }
 
 // LoadCommon reads the variables every function shares. It checks that
@@ -100,6 +171,7 @@ func LoadCommon(getenv Getenv) (Common, error) {
 		WSEndpoint: r.url("WS_ENDPOINT"),
 	}
 	c.Providers = loadProviders(r, c.AWS)
+	c.Locks = loadLocks(r)
 	if raw := r.str("POLICY", ""); raw != "" {
 		t, err := policy.ParseTable([]byte(raw))
 		if err != nil {
@@ -204,6 +276,25 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 	if err != nil || d < 0 {
 		r.fail(name, "%q is not a duration (e.g. 15m)", v)
 		return def
+	}
+	return d
+}
+
+// retention reads a positive lock retention: a Go duration or whole days
+// ("30d"), at most maxRetention; empty is 0.
+func (r *reader) retention(name string) time.Duration {
+	v := r.str(name, "")
+	if v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, nerr := strconv.Atoi(days)
+		d, err = time.Duration(min(max(n, 0), 100*366))*24*time.Hour, nerr
+	}
+	if err != nil || d <= 0 || d > maxRetention {
+		r.fail(name, "%q is not a retention between 1s and 100 years (e.g. 720h or 30d)", v)
+		return 0
 	}
 	return d
 }

@@ -180,3 +180,37 @@ func TestLoadAPIAndHealth(t *testing.T) {
 		t.Fatalf("health without breakers: %v", err)
 	}
 }
+
+// Each provider's lock settings: days or Go durations, default modes, and
+// every problem named by its variable.
+func TestLocks(t *testing.T) {
+	c, err := LoadCommon(local(map[string]string{"S3_REPLICA_OBJECT_LOCK_RETENTION": "30d",
+		"S3_STANDBY_OBJECT_LOCK_RETENTION": "36h", "S3_STANDBY_OBJECT_LOCK_MODE": "COMPLIANCE", "GCS_RETENTION": "7d"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Locks{NameS3: {Mode: "GOVERNANCE", Retention: 30 * 24 * time.Hour},
+		NameS3Standby: {Mode: "COMPLIANCE", Retention: 36 * time.Hour}, NameGCS: {Mode: "Unlocked", Retention: 7 * 24 * time.Hour}}
+	if fmt.Sprint(c.Locks) != fmt.Sprint(want) {
+		t.Fatalf("locks %v, want %v", c.Locks, want)
+	}
+	if c.Locks.For(NameSupabase).On() || !c.Locks.For(NameGCS).On() {
+		t.Fatal("On")
+	}
+	if c, err := LoadCommon(local(nil)); err != nil || len(c.Locks) != 0 {
+		t.Fatalf("no lock variables: %v %v", c.Locks, err)
+	}
+	_, err = LoadCommon(local(map[string]string{"S3_REPLICA_OBJECT_LOCK_RETENTION": "forever",
+		"S3_STANDBY_OBJECT_LOCK_MODE": "GOVERNANCE", "GCS_RETENTION": "1d", "GCS_RETENTION_MODE": "Frozen"}))
+	for _, w := range []string{"S3_REPLICA_OBJECT_LOCK_RETENTION:", "S3_STANDBY_OBJECT_LOCK_MODE: is set without S3_STANDBY_OBJECT_LOCK_RETENTION",
+		`GCS_RETENTION_MODE: "Frozen" is not Unlocked or Locked`} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
+	for _, v := range []string{"0d", "-5h", "36600d", "1.5d", "999999999999999d"} {
+		if _, err := LoadCommon(local(map[string]string{"GCS_RETENTION": v})); err == nil || !strings.Contains(err.Error(), "GCS_RETENTION:") {
+			t.Errorf("GCS_RETENTION=%s: %v", v, err)
+		}
+	}
+}

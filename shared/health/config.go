@@ -99,6 +99,10 @@ type Config struct {
 	// RedriveMax bounds the messages one copy redrive moves.
 	RedriveMode string
 	RedriveMax  int
+	// Immutable is, by provider name, the retention under which the
+	// provider writes every copy (config.Locks; the providers must be
+	// built with the same): a copy repaired there is recorded Immutable.
+	Immutable map[string]time.Duration
 }
 
 // withDefaults fills zero fields with the defaults, except ScrubBytes and
@@ -293,6 +297,12 @@ func (e Env) Config(c config.Health) Config {
 	for _, p := range c.Policy.Providers {
 		if c.Providers.Has(p.Name) {
 			out.Providers = append(out.Providers, p.Name)
+			if l := c.Locks.For(p.Name); l.On() {
+				if out.Immutable == nil {
+					out.Immutable = map[string]time.Duration{}
+				}
+				out.Immutable[p.Name] = l.Retention
+			}
 		}
 	}
 	return out

@@ -36,7 +36,8 @@ func (h *Handler) markBroken(ctx context.Context, rep catalog.Replica, kind stor
 	return true, err
 }
 
-// markVerified records a copy proven here; it wins over any other state.
+// markVerified records a copy proven here, immutable when its provider
+// writes under retention (Config.Immutable); it wins over any other state.
 func (h *Handler) markVerified(ctx context.Context, b catalog.Backup, provider, evidence string) error {
 	for attempt := 0; ; attempt++ {
 		cur, err := h.d.Catalog.GetReplica(ctx, b.ID, provider)
@@ -51,6 +52,7 @@ func (h *Handler) markVerified(ctx context.Context, b catalog.Backup, provider, 
 		cur.State, cur.Key, cur.Bytes = catalog.ReplicaVerified, landingKey(b), size
 		cur.VerifiedSHA256, cur.Evidence, cur.VerifiedAt = sha, evidence, &now
 		cur.LastError, cur.LastErrorKind, cur.ResumeState = "", "", ""
+		cur.Immutable = h.cfg.Immutable[provider] > 0
 		_, err = h.d.Catalog.PutReplica(ctx, cur)
 		if errors.Is(err, catalog.ErrConflict) && attempt+1 < maxConflicts {
 			continue

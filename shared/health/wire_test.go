@@ -83,6 +83,13 @@ func TestLoadEnv(t *testing.T) {
 		c.RepairMaxBytes != 2<<30 || c.AtRiskAlertAfter != time.Hour || c.RedriveMode != RedriveMoveTask {
 		t.Errorf("config: %+v", c)
 	}
+	locked := config.Health{Common: config.Common{Policy: config.DefaultPolicy(config.Providers{
+		S3: config.S3{Bucket: "b"}, GCS: config.GCS{Bucket: "g"}}, false),
+		Providers: config.Providers{S3: config.S3{Bucket: "b"}, GCS: config.GCS{Bucket: "g"}},
+		Locks:     config.Locks{"s3": {Mode: "COMPLIANCE", Retention: time.Hour}, "s3-standby": {Mode: "GOVERNANCE", Retention: time.Hour}}}}
+	if c := e.Config(locked); len(c.Immutable) != 1 || c.Immutable["s3"] != time.Hour {
+		t.Errorf("immutable copies from the locks of configured providers: %v", c.Immutable)
+	}
 	d, _ := LoadEnv(config.Map(nil))
 	if c := d.Config(config.Health{}); c.ScrubBytes != DefaultScrubBytes || c.ReconcileEvery != DefaultReconcileEvery || c.RedriveMode != "" {
 		t.Errorf("defaults: %+v", c)

@@ -24,6 +24,8 @@ type run struct {
 	// note is written on the replica when it is verified ("standing in
 	// for s3" on a standby's copy).
 	note string
+	// began is when this run's transfer began (immutable.go).
+	began time.Time
 }
 
 // outcome is what became of one record.
@@ -160,6 +162,7 @@ func (r *run) copy(ctx context.Context, obj LandingObject, gateDone func(error))
 	}
 	r.publish(ctx, catalog.ReplicaCopying, 0, "", "")
 
+	r.began = r.h.d.Now()
 	tctx, cancel := r.transferContext(ctx)
 	x, err := r.transferAndVerify(tctx, obj)
 	if err != nil {

@@ -109,6 +109,11 @@ type Config struct {
 	// backup, for the seal step to record the seal it wrote; then the
 	// message returns to the queue. Default DefaultSealWait.
 	SealWait time.Duration
+	// Immutable is, by provider name, the retention under which that
+	// provider writes every copy (S3 Object Lock, GCS object retention;
+	// the provider's own configuration must say the same, see
+	// immutable.go). A copy verified there is recorded Immutable.
+	Immutable map[string]time.Duration
 }
 
 // Validate reports every problem at once.
@@ -125,6 +130,11 @@ func (c Config) Validate() error {
 	}
 	if c.VisibilityBase < 0 || c.VisibilityLimit < 0 || c.ParkMin < 0 || c.ParkMax < 0 || c.SealWait < 0 {
 		errs = append(errs, errors.New("replicate: negative visibility, park or seal wait duration"))
+	}
+	for name, d := range c.Immutable {
+		if d < 0 {
+			errs = append(errs, fmt.Errorf("replicate: negative retention for %s", name))
+		}
 	}
 	if c.ParkMax > MaxParkDelay || c.ParkMin > MaxParkDelay {
 		errs = append(errs, fmt.Errorf("replicate: park durations above %s (SQS's longest delay)", MaxParkDelay))

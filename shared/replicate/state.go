@@ -139,15 +139,22 @@ func (r *run) markFailed(ctx context.Context, cause error) error {
 	})
 }
 
-// markVerified records the proven copy; it wins over any concurrent state.
+// markVerified records the proven copy, immutable when its provider
+// writes under retention; it wins over any concurrent state.
 func (r *run) markVerified(ctx context.Context, evidence string) error {
 	now := r.h.d.Now().UTC()
-	return r.putReplica(ctx, func(rep *catalog.Replica) bool {
+	until := r.retainedUntil()
+	err := r.putReplica(ctx, func(rep *catalog.Replica) bool {
 		rep.State, rep.Key, rep.Bytes = catalog.ReplicaVerified, r.dstKey(), r.wantSize()
 		rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = r.wantSHA(), evidence, &now
 		rep.LastError, rep.LastErrorKind, rep.ResumeState, rep.Note = "", "", "", r.note
+		rep.Immutable = !until.IsZero()
 		return true
 	})
+	if err == nil && !until.IsZero() {
+		r.log.InfoContext(ctx, "copy immutable", "op", "lock", "provider", r.tg.name, "retain_until", until.Format(time.RFC3339))
+	}
+	return err
 }
 
 // saveResume persists a resumable upload's session so a later delivery can

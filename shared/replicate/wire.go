@@ -81,6 +81,9 @@ func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w
 //     (no canary: a replicate role may write only the standby's backups/
 //     prefix);
 //   - its queue (QUEUE_URL), when set, for visibility timeouts and waits;
+//   - Config.Immutable from the providers' lock settings (config.Locks:
+//     S3_*_OBJECT_LOCK_*, GCS_RETENTION*), which providers.Build must
+//     apply to the providers alike (immutable.go);
 //   - the landing bucket reader, the DynamoDB catalog, the policy table,
 //     JSON logs to logger and EMF metrics to metricsOut.
 //
@@ -148,7 +151,13 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 		f(&d)
 	}
 	c := Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
-		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL, RequireSeal: cfg.RequireSeal}
+		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL, RequireSeal: cfg.RequireSeal,
+		Immutable: map[string]time.Duration{}}
+	for _, name := range names {
+		if l := cfg.Locks.For(name); l.On() {
+			c.Immutable[name] = l.Retention
+		}
+	}
 	for _, f := range w.cfg {
 		f(&c)
 	}
