@@ -17,7 +17,8 @@ import (
 // lock requires versioning) Delete only adds a delete marker and the bytes
 // stay. A version under object lock retention cannot be deleted before
 // its retain-until date; EraseVersions leaves it and returns the latest
-// such date (zero: nothing retained). A version that refuses deletion
+// such date (zero: nothing retained), with a delete marker on top so that
+// reads of key answer not found. A version that refuses deletion
 // without a retention date (a legal hold, or a missing permission) is an
 // error. It needs s3:ListBucketVersions, s3:DeleteObjectVersion and, to
 // read retention dates, s3:GetObjectRetention.
@@ -51,10 +52,18 @@ func (p *Provider) EraseVersions(ctx context.Context, key string) (time.Time, er
 			}
 		}
 		if !aws.ToBool(out.IsTruncated) {
-			return retained, nil
+			break
 		}
 		keyMarker, versionMarker = out.NextKeyMarker, out.NextVersionIdMarker
 	}
+	if !retained.IsZero() {
+		// The locked version stays; a delete marker makes reads of the key
+		// answer not found meanwhile.
+		if _, err := p.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(p.cfg.Bucket), Key: aws.String(key)}); err != nil {
+			return retained, p.fail("erase", key, err)
+		}
+	}
+	return retained, nil
 }
 
 // deleteVersion deletes one version of key. When S3 refuses because the
