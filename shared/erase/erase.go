@@ -38,6 +38,10 @@ const LandingName = "landing"
 // copyTimeout bounds the erasure of one copy.
 const copyTimeout = 60 * time.Second
 
+// saveReserve is kept from the caller's deadline for storing the receipt:
+// copies not erased by then are reported failed, to be finished later.
+const saveReserve = 3 * time.Second
+
 // Keys is the part of the key store erasure uses; *keys.Store implements it.
 type Keys interface {
 	Destroy(ctx context.Context, org, backup, by, reason string) (keys.Record, error)
@@ -149,7 +153,13 @@ func (e *Eraser) Erase(ctx context.Context, req Request) (catalog.Backup, error)
 	if b, err = e.save(ctx, b, *receipt); err != nil {
 		return catalog.Backup{}, err
 	}
-	copies := e.eraseCopies(ctx, b, receipt.Copies, receipt.Key == catalog.KeyDestroyed)
+	cctx, cancel := ctx, context.CancelFunc(func() {})
+	if dl, ok := ctx.Deadline(); ok {
+		// Leave time to store the receipt of whatever was done.
+		cctx, cancel = context.WithDeadline(ctx, dl.Add(-saveReserve))
+	}
+	copies := e.eraseCopies(cctx, b, receipt.Copies, receipt.Key == catalog.KeyDestroyed)
+	cancel()
 	receipt = b.Erasure
 	receipt.Copies = copies
 	done := true

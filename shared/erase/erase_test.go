@@ -219,6 +219,12 @@ func TestEraseLockedCopies(t *testing.T) {
 	if c := r["supabase"]; c.Outcome != catalog.ErasedDeleted || !c.VerifiedAbsent {
 		t.Errorf("supabase: %+v", c)
 	}
+	// Reading the key on S3 answers not found (a delete marker over the
+	// locked version); GCS still serves its retained copy. Both are
+	// ciphertext whose key is gone.
+	if erasetest.Present(t, f.Providers["s3"], b.LandingKey) || !erasetest.Present(t, f.Providers["gcs"], b.LandingKey) {
+		t.Error("after erasure with locks: s3 should read as absent, gcs should still hold its retained copy")
+	}
 	// The locked S3 version is still stored, but nothing can decrypt it.
 	vs, err := f.S3.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String(f.S3Bucket), Prefix: aws.String(b.LandingKey)})
 	if err != nil || len(vs.Versions) != 1 {
