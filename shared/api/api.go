@@ -1,6 +1,7 @@
 // Package api is the backup service's HTTPS API as a plain net/http
 // handler: intake (presigned uploads to the landing bucket), listing,
-// status, download links to verified copies and on-demand verification.
+// status, download links to verified copies (with the data key of a sealed
+// backup), on-demand verification and erasure.
 // The same handler serves on Lambda (through aws-lambda-go-api-proxy) and
 // locally.
 //
@@ -131,6 +132,12 @@ type Deps struct {
 	Policy policy.Table
 	// Health reports providers' states; nil reports "unknown".
 	Health HealthSource
+	// Keys releases a sealed backup's data key to its organization with
+	// its download (keys.Store); nil: sealed backups answer 501.
+	Keys KeyOpener
+	// Eraser erases backups for DELETE /backups/{id} (erase.Eraser); nil:
+	// 501.
+	Eraser Eraser
 	// Dashboard serves GET /; nil answers 404.
 	Dashboard http.Handler
 	// Now is the clock (default time.Now).
@@ -163,6 +170,7 @@ var routes = []route{
 	{"POST", "/backups", false, (*Handler).createBackup},
 	{"GET", "/backups", false, (*Handler).listBackups},
 	{"GET", "/backups/{id}", false, (*Handler).getBackup},
+	{"DELETE", "/backups/{id}", false, (*Handler).deleteBackup},
 	{"POST", "/backups/{id}/complete", false, (*Handler).completeUpload},
 	{"POST", "/backups/{id}/parts", false, (*Handler).partURLs},
 	{"GET", "/backups/{id}/download", false, (*Handler).download},

@@ -28,6 +28,7 @@ func TestCrossOrganizationDenied(t *testing.T) {
 		{"POST", "/backups"}:               {"/backups", createReq("org1", "x.zip", []byte("x")), 403, api.CodeForbidden},
 		{"GET", "/backups"}:                {"/backups?organizationId=org1", nil, 403, api.CodeForbidden},
 		{"GET", "/backups/{id}"}:           {"", nil, 404, api.CodeNotFound},
+		{"DELETE", "/backups/{id}"}:        {"", nil, 404, api.CodeNotFound},
 		{"POST", "/backups/{id}/complete"}: {"", map[string]any{"uploadId": "u", "parts": []any{}}, 404, api.CodeNotFound},
 		{"POST", "/backups/{id}/parts"}:    {"", map[string]any{"uploadId": "u", "from": 1, "count": 1}, 404, api.CodeNotFound},
 		{"GET", "/backups/{id}/download"}:  {"", nil, 404, api.CodeNotFound},

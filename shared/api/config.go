@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/keys"
 )
 
 // Env is the API's part of the environment that shared/config does not
@@ -14,11 +17,16 @@ import (
 //
 //	API_AUTH_MODE        jwt (default) | dev — dev trusts the X-Dev-Organization header; local stacks only
 //	API_VERIFY_TIMEOUT   bound on POST /backups/{id}/verify (default 25s)
+//	KEYS_TABLE, KMS_KEY_ID, KMS_KEY_ALIAS_PREFIX, KMS_CREATE_ORG_KEYS
+//	                     the data keys of sealed backups (config.Keys); without
+//	                     KEYS_TABLE, sealed downloads and DELETE answer 501
 type Env struct {
 	// AuthMode is AuthModeJWT or AuthModeDev.
 	AuthMode string
 	// VerifyTimeout becomes Config.VerifyTimeout (0: the default).
 	VerifyTimeout time.Duration
+	// Keys configures the key store (nil: KEYS_TABLE is not set).
+	Keys *keys.Config
 }
 
 // Auth modes of API_AUTH_MODE.
@@ -27,7 +35,7 @@ const (
 	AuthModeDev = "dev"
 )
 
-// LoadEnv reads API_AUTH_MODE and API_VERIFY_TIMEOUT through getenv
+// LoadEnv reads API_AUTH_MODE, API_VERIFY_TIMEOUT and the keys' variables through getenv
 // (config.OS in production) and reports every problem at once, each
 // naming its variable.
 func LoadEnv(getenv func(string) string) (Env, error) {
@@ -46,6 +54,11 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 			errs = append(errs, fmt.Errorf("API_VERIFY_TIMEOUT: %q is not a duration between 0 and 15m (e.g. 25s)", v))
 		}
 		e.VerifyTimeout = d
+	}
+	if strings.TrimSpace(getenv("KEYS_TABLE")) != "" {
+		kc, err := config.Keys(config.Getenv(getenv))
+		errs = append(errs, err)
+		e.Keys = &kc
 	}
 	return e, errors.Join(errs...)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
@@ -102,13 +104,52 @@ func (h *Handler) signer(name string) (Signer, bool) {
 	return nil, false
 }
 
-// Download is the answer to GET /backups/{id}/download.
+// Download is the answer to GET /backups/{id}/download: a presigned URL
+// of one verified copy, in policy order on a provider that is not down,
+// and the other such copies to fall back on.
+//
+// For a sealed backup the copies hold ciphertext (shared/seal's format):
+// Sealed carries the backup's data key, released to its organization
+// only, and the caller decrypts (infra/restore does it, checking SHA256
+// of the plaintext). Each release is audited in the log, without the key.
 type Download struct {
 	Provider  string    `json:"provider"`
 	URL       string    `json:"url"`
 	ExpiresAt time.Time `json:"expiresAt"`
-	SHA256    string    `json:"sha256"`
-	Size      int64     `json:"size"`
+	// SHA256 and Size are the plaintext's, as declared at upload.
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	// CipherSHA256 and CipherSize are the sealed object's: what the URLs
+	// serve when Sealed is set.
+	CipherSHA256 string `json:"cipherSha256,omitempty"`
+	CipherSize   int64  `json:"cipherSize,omitempty"`
+	// Sealed is set when the copies are sealed.
+	Sealed *SealedKey `json:"sealed,omitempty"`
+	// Alternatives are the other verified copies, in the same order.
+	Alternatives []CopyURL `json:"alternatives,omitempty"`
+}
+
+// SealedKey is what decrypts a sealed backup.
+type SealedKey struct {
+	// Format is the sealed format (seal.Format).
+	Format string `json:"format"`
+	// DataKey is the backup's 32-byte data key, base64 in JSON.
+	DataKey []byte `json:"dataKey"`
+}
+
+// CopyURL is a presigned URL of one copy.
+type CopyURL struct {
+	Provider string `json:"provider"`
+	URL      string `json:"url"`
+}
+
+// copyDigest is what every provider copy of b holds: the sealed object's
+// SHA-256 and size once b is sealed, the declared ones before.
+func copyDigest(b catalog.Backup) (string, int64) {
+	if b.Seal != nil {
+		return b.Seal.CipherSHA256, b.Seal.CipherSize
+	}
+	return b.SHA256, b.Size
 }
 
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, p Principal) *apiError {
@@ -116,14 +157,21 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, p Principal) 
 	if aerr != nil {
 		return aerr
 	}
+	if b.Status == catalog.StatusErased {
+		return errorf(http.StatusGone, CodeErased, "this backup was erased")
+	}
 	ctx := r.Context()
+	if b.Seal != nil && h.deps.Keys == nil {
+		return errorf(http.StatusNotImplemented, CodeNotConfigured, "this deployment cannot release data keys of sealed backups")
+	}
 	reps, err := h.deps.Store.Replicas(ctx, b.ID)
 	if err != nil {
 		return h.internal(ctx, "replicas", err, "backup_id", b.ID)
 	}
+	want, _ := copyDigest(b)
 	verified := map[string]catalog.Replica{}
 	for _, rep := range reps {
-		if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == b.SHA256 {
+		if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == want {
 			verified[rep.Provider] = rep
 		}
 	}
@@ -132,6 +180,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, p Principal) 
 	}
 	health := h.health(ctx)
 	ttl := h.cfg.DownloadURLTTL
+	var urls []CopyURL
 	for _, pp := range h.deps.Policy.DownloadOrder() {
 		rep, ok := verified[pp.Name]
 		if !ok || healthOf(health, pp.Name).State == HealthDown {
@@ -150,11 +199,39 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, p Principal) 
 			h.log.WarnContext(ctx, "sign download failed", "backup_id", b.ID, "provider", pp.Name, "op", "sign", "error", err.Error())
 			continue
 		}
-		h.log.InfoContext(ctx, "download signed", "backup_id", b.ID, "provider", pp.Name, "op", "sign")
-		writeJSON(w, http.StatusOK, Download{Provider: pp.Name, URL: url, SHA256: b.SHA256, Size: b.Size,
-			ExpiresAt: h.deps.Now().UTC().Add(ttl).Truncate(time.Second)})
-		return nil
+		urls = append(urls, CopyURL{Provider: pp.Name, URL: url})
 	}
-	return errorf(http.StatusConflict, CodeNoDownloadableCopy,
-		"no verified copy is on a healthy provider that can sign download URLs")
+	if len(urls) == 0 {
+		return errorf(http.StatusConflict, CodeNoDownloadableCopy,
+			"no verified copy is on a healthy provider that can sign download URLs")
+	}
+	d := Download{Provider: urls[0].Provider, URL: urls[0].URL, SHA256: b.SHA256, Size: b.Size, Alternatives: urls[1:],
+		ExpiresAt: h.deps.Now().UTC().Add(ttl).Truncate(time.Second)}
+	if b.Seal != nil {
+		if d.Sealed, aerr = h.releaseKey(r, p, b); aerr != nil {
+			return aerr
+		}
+		d.CipherSHA256, d.CipherSize = b.Seal.CipherSHA256, b.Seal.CipherSize
+	}
+	h.log.InfoContext(ctx, "download signed", "backup_id", b.ID, "provider", d.Provider, "op", "sign", "copies", len(urls))
+	writeJSON(w, http.StatusOK, d)
+	return nil
+}
+
+// releaseKey opens b's data key for its organization and logs the release
+// (who, which backup; never the key).
+func (h *Handler) releaseKey(r *http.Request, p Principal, b catalog.Backup) (*SealedKey, *apiError) {
+	ctx := r.Context()
+	key, _, err := h.deps.Keys.Open(ctx, b.OrganizationID, b.ID)
+	switch {
+	case errors.Is(err, keys.ErrShredded):
+		return nil, errorf(http.StatusGone, CodeErased, "this backup's key was destroyed: it was erased")
+	case errors.Is(err, keys.ErrWrongOrganization):
+		return nil, errNotFound
+	case err != nil:
+		return nil, h.internal(ctx, "open_key", err, "backup_id", b.ID)
+	}
+	h.log.InfoContext(ctx, "data key released", "op", "release_key", "audit", true, "backup_id", b.ID,
+		"organization_id", b.OrganizationID, "subject", p.Subject)
+	return &SealedKey{Format: b.Seal.Format, DataKey: key}, nil
 }

@@ -38,6 +38,8 @@ const (
 	CodeNoVerifiedCopy        = "no_verified_copy"
 	CodeNoDownloadableCopy    = "no_downloadable_copy"
 	CodeConflict              = "conflict"
+	CodeErased                = "erased"
+	CodeNotConfigured         = "not_configured"
 	CodeUnavailable           = "unavailable"
 	CodeInternal              = "internal"
 )

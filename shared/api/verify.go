@@ -39,11 +39,14 @@ type CopyCheck struct {
 
 // VerifyReport is the answer to POST /backups/{id}/verify.
 type VerifyReport struct {
-	BackupID string        `json:"backupId"`
-	SHA256   string        `json:"sha256"`
-	Size     int64         `json:"size"`
-	Copies   []CopyCheck   `json:"copies"`
-	Policy   policy.Result `json:"policy"`
+	BackupID string `json:"backupId"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	// CipherSHA256 is set when the backup is sealed: every copy must then
+	// hash to it (the copies hold ciphertext), not to SHA256.
+	CipherSHA256 string        `json:"cipherSha256,omitempty"`
+	Copies       []CopyCheck   `json:"copies"`
+	Policy       policy.Result `json:"policy"`
 }
 
 // verifiable replica states: a copy exists (or should) on the provider.
@@ -98,12 +101,17 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request, p Principal) *a
 	if aerr != nil {
 		return aerr
 	}
-	writeJSON(w, http.StatusOK, VerifyReport{BackupID: b.ID, SHA256: b.SHA256, Size: b.Size, Copies: checks, Policy: res})
+	rep := VerifyReport{BackupID: b.ID, SHA256: b.SHA256, Size: b.Size, Copies: checks, Policy: res}
+	if b.Seal != nil {
+		rep.CipherSHA256 = b.Seal.CipherSHA256
+	}
+	writeJSON(w, http.StatusOK, rep)
 	return nil
 }
 
-// checkCopy reads one copy to its end and compares it with the declared
-// size and SHA-256.
+// checkCopy reads one copy to its end and compares it with the size and
+// SHA-256 every copy must have (copyDigest: the sealed object's once the
+// backup is sealed, the declared ones before).
 func (h *Handler) checkCopy(ctx context.Context, b catalog.Backup, rep catalog.Replica) CopyCheck {
 	c := CopyCheck{Provider: rep.Provider}
 	prov, ok := h.deps.Providers[rep.Provider]
@@ -116,6 +124,7 @@ func (h *Handler) checkCopy(ctx context.Context, b catalog.Backup, rep catalog.R
 		key = b.LandingKey
 	}
 	log := h.log.With("backup_id", b.ID, "provider", rep.Provider, "op", "verify")
+	wantSHA, wantSize := copyDigest(b)
 	rc, err := prov.Get(ctx, key, 0, -1)
 	if err == nil {
 		hash := sha256.New()
@@ -133,9 +142,9 @@ func (h *Handler) checkCopy(ctx context.Context, b catalog.Backup, rep catalog.R
 		}
 		c.SHA256 = ""
 		log.WarnContext(ctx, "verify read failed", "bytes", c.Bytes, "error", err.Error())
-	case c.Bytes != b.Size:
+	case c.Bytes != wantSize:
 		c.Error = VerifySizeMismatch
-	case c.SHA256 != b.SHA256:
+	case c.SHA256 != wantSHA:
 		c.Error = VerifyMismatch
 	default:
 		c.OK = true

@@ -82,6 +82,10 @@ func Wire(ctx context.Context, c config.API, env Env, awsCfg aws.Config, logger 
 	if err != nil {
 		return nil, err
 	}
+	keyStore, eraser, err := wireErasure(c, env, awsCfg, db, store, ps, logger)
+	if err != nil {
+		return nil, err
+	}
 	var health HealthSource
 	var brs []*breaker.Breaker
 	if c.Tables.Breakers != "" {
@@ -110,7 +114,7 @@ func Wire(ctx context.Context, c config.API, env Env, awsCfg aws.Config, logger 
 	return New(Config{MaxSize: c.MaxSize, MultipartThreshold: c.MultipartThreshold, PartSize: c.PartSize,
 		UploadURLTTL: c.UploadURLTTL, DownloadURLTTL: c.DownloadURLTTL, VerifyTimeout: env.VerifyTimeout}, Deps{
 		Store: store, Landing: NewS3Landing(landing, c.LandingBucket), Auth: auth, Providers: ps, Signers: signers,
-		Policy: c.Policy, Health: health, Dashboard: dashboard, Logger: logger,
+		Policy: c.Policy, Health: health, Dashboard: dashboard, Logger: logger, Keys: keyStore, Eraser: eraser,
 	})
 }
 
