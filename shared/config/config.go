@@ -34,6 +34,15 @@
 //
 // Durations are Go durations (90m, 720h) or whole days (30d), at most 100
 // years. A mode without its retention is an error.
+//
+// The providers' circuit breakers are shared by every function, which must
+// all read the same settings (see Breakers):
+//
+//	BREAKER_TRIP_AFTER     consecutive failures that open a provider's breaker (1..1000, default 5)
+//	BREAKER_TIMEOUT        how long it stays open before one trial goes through (1s..24h, default 60s)
+//	BREAKER_MAX_REQUESTS   trials while half-open, all of which must succeed to close it (1..100, default 1)
+//	BREAKER_INTERVAL       how often a closed breaker forgets its counts (default 0: never)
+//	BREAKER_TRIAL_LEASE    the longest a trial holds its slot when its outcome never comes (1s..1h, default 15m)
 package config
 
 import (
@@ -51,6 +60,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
+	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/secret"
 )
@@ -96,6 +106,42 @@ type Common struct {
 	WSEndpoint string // WS_ENDPOINT
 	// Locks is how each provider writes copies under retention.
 	Locks Locks
+	// Breakers is how the shared circuit breakers behave.
+	Breakers Breakers
+}
+
+// Breakers are the settings every process sharing the providers' circuit
+// breakers must agree on (shared/breaker.Settings). Zero fields take
+// shared/breaker's defaults.
+type Breakers struct {
+	TripAfter   int           // BREAKER_TRIP_AFTER
+	Timeout     time.Duration // BREAKER_TIMEOUT
+	MaxRequests int           // BREAKER_MAX_REQUESTS
+	Interval    time.Duration // BREAKER_INTERVAL
+	TrialLease  time.Duration // BREAKER_TRIAL_LEASE
+}
+
+// Settings returns provider name's breaker settings, logging to logger.
+func (b Breakers) Settings(name string, logger *slog.Logger) breaker.Settings {
+	s := breaker.Settings{Name: name, Logger: logger, Timeout: b.Timeout, MaxRequests: uint32(b.MaxRequests),
+		Interval: b.Interval, TrialLease: b.TrialLease}
+	if n := uint32(b.TripAfter); n > 0 {
+		s.ReadyToTrip = func(c breaker.Counts) bool { return c.ConsecutiveFailures >= n }
+	}
+	return s
+}
+
+func loadBreakers(r *reader) Breakers {
+	// -1 marks a variable not set: 0 is then the breaker's default, and a
+	// value set is checked against its range.
+	b := Breakers{TripAfter: r.int("BREAKER_TRIP_AFTER", -1), Timeout: r.duration("BREAKER_TIMEOUT", -1),
+		MaxRequests: r.int("BREAKER_MAX_REQUESTS", -1), Interval: r.duration("BREAKER_INTERVAL", 0),
+		TrialLease: r.duration("BREAKER_TRIAL_LEASE", -1)}
+	b.TripAfter = within(r, "BREAKER_TRIP_AFTER", b.TripAfter, 1, 1000)
+	b.MaxRequests = within(r, "BREAKER_MAX_REQUESTS", b.MaxRequests, 1, 100)
+	b.Timeout = within(r, "BREAKER_TIMEOUT", b.Timeout, time.Second, 24*time.Hour)
+	b.TrialLease = within(r, "BREAKER_TRIAL_LEASE", b.TrialLease, time.Second, time.Hour)
+	return b
 }
 
 // Lock is how one provider writes every copy under retention: S3 Object
@@ -172,6 +218,7 @@ func LoadCommon(getenv Getenv) (Common, error) {
 	}
 	c.Providers = loadProviders(r, c.AWS)
 	c.Locks = loadLocks(r)
+	c.Breakers = loadBreakers(r)
 	if raw := r.str("POLICY", ""); raw != "" {
 		t, err := policy.ParseTable([]byte(raw))
 		if err != nil {
@@ -278,6 +325,19 @@ func (r *reader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// within returns v, or 0 (the default) when v is -1 (not set) or outside
+// lo..hi, which it reports.
+func within[T int | time.Duration](r *reader, name string, v, lo, hi T) T {
+	if v == -1 {
+		return 0
+	}
+	if v < lo || v > hi {
+		r.fail(name, "%v is outside %v..%v", v, lo, hi)
+		return 0
+	}
+	return v
 }
 
 // retention reads a positive lock retention: a Go duration or whole days

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/policy"
 )
 
@@ -211,6 +212,53 @@ func TestLocks(t *testing.T) {
 	for _, v := range []string{"0d", "-5h", "36600d", "1.5d", "999999999999999d"} {
 		if _, err := LoadCommon(local(map[string]string{"GCS_RETENTION": v})); err == nil || !strings.Contains(err.Error(), "GCS_RETENTION:") {
 			t.Errorf("GCS_RETENTION=%s: %v", v, err)
+		}
+	}
+}
+
+// The breaker settings every function shares, and replicate's waits:
+// values, ranges, and each problem named by its variable.
+func TestBreakersAndWaits(t *testing.T) {
+	c, err := LoadReplicate(local(map[string]string{"BREAKER_TRIP_AFTER": "3", "BREAKER_TIMEOUT": "2m",
+		"BREAKER_MAX_REQUESTS": "2", "BREAKER_INTERVAL": "10m", "BREAKER_TRIAL_LEASE": "5m",
+		"PARK_MIN": "20s", "PARK_MAX": "5m", "VISIBILITY_BASE": "1m", "VISIBILITY_LIMIT": "6h"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (Breakers{TripAfter: 3, Timeout: 2 * time.Minute, MaxRequests: 2, Interval: 10 * time.Minute,
+		TrialLease: 5 * time.Minute}); c.Breakers != want {
+		t.Fatalf("breakers %+v", c.Breakers)
+	}
+	s := c.Breakers.Settings("gcs", nil)
+	if s.Name != "gcs" || s.Timeout != 2*time.Minute || s.MaxRequests != 2 || s.Interval != 10*time.Minute ||
+		s.TrialLease != 5*time.Minute || s.ReadyToTrip == nil {
+		t.Fatalf("settings %+v", s)
+	}
+	if s.ReadyToTrip(breaker.Counts{ConsecutiveFailures: 2}) || !s.ReadyToTrip(breaker.Counts{ConsecutiveFailures: 3}) {
+		t.Fatal("ReadyToTrip does not trip at BREAKER_TRIP_AFTER")
+	}
+	if c.ParkMin != 20*time.Second || c.ParkMax != 5*time.Minute || c.VisibilityBase != time.Minute || c.VisibilityLimit != 6*time.Hour {
+		t.Fatalf("waits %+v", c)
+	}
+	d, err := LoadReplicate(local(nil))
+	if err != nil || d.Breakers != (Breakers{}) || d.ParkMin != 0 || d.VisibilityLimit != 0 {
+		t.Fatalf("defaults %+v %v", d, err)
+	}
+	if s := d.Breakers.Settings("s3", nil); s.ReadyToTrip != nil || s.Timeout != 0 {
+		t.Fatalf("default settings %+v: want shared/breaker's defaults", s)
+	}
+	_, err = LoadReplicate(local(map[string]string{"BREAKER_TRIP_AFTER": "0", "BREAKER_TIMEOUT": "48h",
+		"BREAKER_MAX_REQUESTS": "many", "BREAKER_TRIAL_LEASE": "2h", "PARK_MAX": "20m", "VISIBILITY_LIMIT": "13h"}))
+	for _, w := range []string{"BREAKER_TRIP_AFTER: 0 is outside 1..1000", "BREAKER_TIMEOUT: 48h0m0s is outside",
+		"BREAKER_MAX_REQUESTS:", "BREAKER_TRIAL_LEASE:", "PARK_MAX 20m0s must be at most 15m0s", "VISIBILITY_LIMIT 13h0m0s must be at most 12h0m0s"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
+		}
+	}
+	_, err = LoadReplicate(local(map[string]string{"PARK_MIN": "2m", "PARK_MAX": "1m", "VISIBILITY_BASE": "1h", "VISIBILITY_LIMIT": "1m"}))
+	for _, w := range []string{"PARK_MIN 2m0s is longer than PARK_MAX 1m0s", "VISIBILITY_BASE 1h0m0s is longer than VISIBILITY_LIMIT 1m0s"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
 		}
 	}
 }

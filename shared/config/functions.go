@@ -17,9 +17,14 @@ import (
 //	QUEUE_URL                this provider's queue (informational, for logs)
 //	REPLICATE_REQUIRE_SEAL   true: copy only sealed objects (sealed/{org}/{id}); a plaintext landing
 //	                         event is consumed with nothing copied, the seal step owns it (default true)
+//	PARK_MIN, PARK_MAX       shortest and longest wait of a message re-sent while its provider's breaker
+//	                         is open (default 10s and 15m; at most 15m, SQS's longest delay)
+//	VISIBILITY_BASE          visibility timeout of a failed message after its first receive, doubling with
+//	VISIBILITY_LIMIT         each receive up to the limit (default 30s and 2h; at most 12h)
 //
-// Required: LANDING_BUCKET, BACKUPS_TABLE, REPLICAS_TABLE, PROVIDER, and
-// PROVIDER's own settings; PROVIDER must be in the policy table.
+// and the breaker settings of Common (BREAKER_*). Required: LANDING_BUCKET,
+// BACKUPS_TABLE, REPLICAS_TABLE, PROVIDER, and PROVIDER's own settings;
+// PROVIDER must be in the policy table.
 type Replicate struct {
 	Common
 	Provider    string
@@ -29,7 +34,19 @@ type Replicate struct {
 	// RequireSeal is REPLICATE_REQUIRE_SEAL: providers only ever receive
 	// sealed bytes (issue 8).
 	RequireSeal bool
+	// ParkMin and ParkMax are PARK_MIN and PARK_MAX; 0 means replicate's
+	// default.
+	ParkMin, ParkMax time.Duration
+	// VisibilityBase and VisibilityLimit are VISIBILITY_BASE and
+	// VISIBILITY_LIMIT; 0 means replicate's default.
+	VisibilityBase, VisibilityLimit time.Duration
 }
+
+// Limits SQS sets on the waits replicate asks for.
+const (
+	maxPark       = 15 * time.Minute // DelaySeconds
+	maxVisibility = 12 * time.Hour   // VisibilityTimeout
+)
 
 // LoadReplicate reads and validates a replicate deployment's variables.
 func LoadReplicate(getenv Getenv) (Replicate, error) {
@@ -42,6 +59,8 @@ func LoadReplicate(getenv Getenv) (Replicate, error) {
 		ResumeAbove: r.size("REPLICATE_RESUME_ABOVE", 32<<20),
 		QueueURL:    r.str("QUEUE_URL", ""),
 		RequireSeal: r.bool("REPLICATE_REQUIRE_SEAL", true),
+		ParkMin:     r.duration("PARK_MIN", 0), ParkMax: r.duration("PARK_MAX", 0),
+		VisibilityBase: r.duration("VISIBILITY_BASE", 0), VisibilityLimit: r.duration("VISIBILITY_LIMIT", 0),
 	}
 	return out, errors.Join(err, r.err(), out.Validate())
 }
@@ -62,6 +81,19 @@ func (c Replicate) Validate() error {
 	errs = append(errs, c.Providers.Select(c.Provider).Validate())
 	if c.Concurrency < 1 || c.Concurrency > 64 {
 		errs = append(errs, fmt.Errorf("REPLICATE_CONCURRENCY %d is outside 1..64", c.Concurrency))
+	}
+	if c.ParkMin > maxPark || c.ParkMax > maxPark {
+		errs = append(errs, fmt.Errorf("PARK_MIN %s and PARK_MAX %s must be at most %s (SQS's longest delay)", c.ParkMin, c.ParkMax, maxPark))
+	}
+	if c.ParkMin > 0 && c.ParkMax > 0 && c.ParkMin > c.ParkMax {
+		errs = append(errs, fmt.Errorf("PARK_MIN %s is longer than PARK_MAX %s", c.ParkMin, c.ParkMax))
+	}
+	if c.VisibilityBase > maxVisibility || c.VisibilityLimit > maxVisibility {
+		errs = append(errs, fmt.Errorf("VISIBILITY_BASE %s and VISIBILITY_LIMIT %s must be at most %s (SQS's longest visibility timeout)",
+			c.VisibilityBase, c.VisibilityLimit, maxVisibility))
+	}
+	if c.VisibilityBase > 0 && c.VisibilityLimit > 0 && c.VisibilityBase > c.VisibilityLimit {
+		errs = append(errs, fmt.Errorf("VISIBILITY_BASE %s is longer than VISIBILITY_LIMIT %s", c.VisibilityBase, c.VisibilityLimit))
 	}
 	return errors.Join(errs...)
 }

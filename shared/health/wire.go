@@ -24,7 +24,7 @@ import (
 // Wire builds the Handler the health function runs from its loaded
 // configuration (config.LoadHealth, LoadEnv) and an AWS configuration
 // (endpoint already applied): every configured provider, their breakers
-// (default breaker.Settings, as every function that shares them uses),
+// (BREAKER_* settings, config.Breakers, as every function that shares them uses),
 // the catalog, the health table, alerts to ALERT_TOPIC_ARN and
 // ALERT_WEBHOOK_URL, SQS, the landing bucket, JSON logs to logger and EMF
 // metrics to metricsOut. functions/health and the local stack call it alike.
@@ -49,7 +49,7 @@ func Wire(ctx context.Context, c config.Health, env Env, awsCfg aws.Config, logg
 	}
 	breakers := map[string]*breaker.Breaker{}
 	for _, name := range cfg.Providers {
-		b, err := breaker.New(bstore, breaker.Settings{Name: name, Logger: logger})
+		b, err := breaker.New(bstore, c.Breakers.Settings(name, logger))
 		if err != nil {
 			return nil, err
 		}

@@ -28,7 +28,7 @@ type Option func(*wiring)
 type wiring struct {
 	cfg       []func(*Config)
 	deps      []func(*Deps)
-	breaker   breaker.Settings
+	breaker   *breaker.Settings
 	onInvalid func(ctx context.Context, r validate.Result)
 }
 
@@ -60,9 +60,10 @@ func WithOnInvalid(f func(ctx context.Context, r validate.Result)) Option {
 }
 
 // WithBreakerSettings is the template of the providers' breakers (Name
-// and Logger are set by Wire); the zero Settings use shared/breaker's
-// defaults. Every process sharing a breaker should use the same settings.
-func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w.breaker = s } }
+// and Logger are set by Wire) instead of the configuration's (BREAKER_*,
+// config.Breakers); the zero Settings use shared/breaker's defaults.
+// Every process sharing a breaker should use the same settings.
+func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w.breaker = &s } }
 
 // Wire builds the Handler a replicate deployment runs, from its loaded
 // configuration and an AWS configuration (endpoint already applied):
@@ -72,6 +73,9 @@ func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w
 //     Gate, consulted once per transfer);
 //   - the standby, when the policy table has one other than this provider
 //     and its settings are present (S3_STANDBY_*), for failover;
+//   - the breakers' settings from BREAKER_* (config.Breakers; the same in
+//     every function sharing them), park and visibility waits from
+//     PARK_* and VISIBILITY_*;
 //   - the provider's Gate: a validate.Guard, whose canary runs now
 //     (bounded by coldStartCheck) and which refuses work while the
 //     provider's credentials or bucket are unusable, like an open breaker
@@ -131,11 +135,15 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 		if err != nil {
 			return nil, err
 		}
-		if ownBreaker, err = newBreaker(bs, w.breaker, cfg.Provider, logger); err != nil {
+		tmpl := cfg.Breakers.Settings("", logger)
+		if w.breaker != nil {
+			tmpl = *w.breaker
+		}
+		if ownBreaker, err = newBreaker(bs, tmpl, cfg.Provider, logger); err != nil {
 			return nil, err
 		}
 		if standby != "" {
-			if standbyBreaker, err = newBreaker(bs, w.breaker, standby, logger); err != nil {
+			if standbyBreaker, err = newBreaker(bs, tmpl, standby, logger); err != nil {
 				return nil, err
 			}
 		}
@@ -152,6 +160,7 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 	}
 	c := Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
 		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL, RequireSeal: cfg.RequireSeal,
+		ParkMin: cfg.ParkMin, ParkMax: cfg.ParkMax, VisibilityBase: cfg.VisibilityBase, VisibilityLimit: cfg.VisibilityLimit,
 		Immutable: map[string]time.Duration{}}
 	for _, name := range names {
 		if l := cfg.Locks.For(name); l.On() {
