@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -35,16 +36,29 @@ func S3(cfg s3.Config, awsCfg aws.Config, log *slog.Logger) Build {
 			return s3.New(ctx, cfg, log)
 		}
 		cfg.AccessKeyID, cfg.SecretAccessKey, cfg.SessionToken = "", "", ""
-		role := awsCfg.Copy()
-		role.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), c.RoleARN,
+		return s3.NewWithClient(cfg, S3Client(cfg, awsCfg, c), log)
+	}
+}
+
+// S3Client is an S3 client for cfg's bucket signed with c: its key pair,
+// or its role assumed through STS with awsCfg's own credentials (renewed
+// by the SDK). awsCfg supplies everything else (HTTP client, STS endpoint);
+// cfg's credential fields are ignored. For callers that need a client
+// rather than a provider, such as a presigner.
+func S3Client(cfg s3.Config, awsCfg aws.Config, c S3Creds) *awss3.Client {
+	out := awsCfg.Copy()
+	if c.AccessKeyID != "" {
+		out.Credentials = credentials.NewStaticCredentialsProvider(c.AccessKeyID, c.SecretAccessKey.Reveal(), c.SessionToken.Reveal())
+	} else {
+		out.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(awsCfg), c.RoleARN,
 			func(o *stscreds.AssumeRoleOptions) {
 				o.RoleSessionName = "wedsync-" + cfg.Name
 				if c.ExternalID != "" {
 					o.ExternalID = aws.String(c.ExternalID)
 				}
 			}))
-		return s3.NewWithClient(cfg, awss3.NewFromConfig(role, s3.ClientOptions(cfg)), log)
 	}
+	return awss3.NewFromConfig(out, s3.ClientOptions(cfg))
 }
 
 // GCS builds GCS providers from cfg with the secret's key file (GCSCreds).
