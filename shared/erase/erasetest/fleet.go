@@ -11,9 +11,8 @@ package erasetest
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -161,16 +160,36 @@ func (f *Fleet) s3Provider(t testing.TB, name, bucket string, lock time.Duration
 
 // Stored is a backup Put stored.
 type Stored struct {
-	Backup    catalog.Backup
+	Backup catalog.Backup
+	// Plaintext and Sealed are the bytes (Put only; PutStream leaves them nil).
 	Plaintext []byte
 	Sealed    []byte
 }
 
 // Put stores plain as backup of org created at created (zero: now):
 // the catalog record, a data key, the sealed object in the landing bucket
-// and on every provider (on), a VERIFIED replica each, the seal, and the
-// status (PROTECTED when empty).
+// and on every provider (on; default all three), a VERIFIED replica each,
+// the seal, and the status (PROTECTED when empty).
 func (f *Fleet) Put(t testing.TB, org string, plain []byte, created time.Time, status catalog.Status, on ...string) Stored {
+	t.Helper()
+	st, sealedPath := f.put(t, org, bytes.NewReader(plain), int64(len(plain)), created, status, true, on...)
+	st.Plaintext = plain
+	sealed, err := os.ReadFile(sealedPath)
+	must(t, err)
+	st.Sealed = sealed
+	return st
+}
+
+// PutStream is Put for size bytes read from src, sealed through a
+// temporary file so that memory stays flat whatever the size, and without
+// the sealed object in the landing bucket (only the provider copies).
+func (f *Fleet) PutStream(t testing.TB, org string, src io.Reader, size int64, status catalog.Status, on ...string) Stored {
+	t.Helper()
+	st, _ := f.put(t, org, src, size, time.Time{}, status, false, on...)
+	return st
+}
+
+func (f *Fleet) put(t testing.TB, org string, src io.Reader, size int64, created time.Time, status catalog.Status, landing bool, on ...string) (Stored, string) {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -184,29 +203,39 @@ func (f *Fleet) Put(t testing.TB, org string, plain []byte, created time.Time, s
 		on = []string{"supabase", "s3", "gcs"}
 	}
 	id := fmt.Sprintf("bk%s%04d", created.UTC().Format("20060102T150405"), seq.Add(1)%10000)
-	sum := sha256.Sum256(plain)
 	b, _, err := f.Catalog.CreateBackup(ctx, catalog.Backup{ID: id, OrganizationID: org, Name: id + ".zip",
-		Size: int64(len(plain)), SHA256: hex.EncodeToString(sum[:]), ContentType: "application/zip",
-		LandingKey: "backups/" + org + "/" + id, Status: catalog.StatusPending, CreatedAt: created.UTC(), UpdatedAt: now})
+		Size: size, ContentType: "application/zip", LandingKey: "backups/" + org + "/" + id,
+		Status: catalog.StatusPending, CreatedAt: created.UTC(), UpdatedAt: now})
 	must(t, err)
 	dataKey, rec, err := f.Keys.Create(ctx, org, id)
 	must(t, err)
-	var sealed bytes.Buffer
-	res, err := seal.Seal(&sealed, bytes.NewReader(plain), dataKey,
-		seal.Header{Format: seal.Format, KMSKeyID: rec.KMSKeyID, OrganizationID: org, BackupID: id, PlaintextSize: int64(len(plain))})
+	file, err := os.CreateTemp(t.TempDir(), "sealed-*")
 	must(t, err)
-	sealedKey := "sealed/" + org + "/" + id
-	opts := storage.PutOptions{SHA256: res.CipherSHA256, ContentType: "application/octet-stream"}
-	_, err = f.Landing.Put(ctx, sealedKey, bytes.NewReader(sealed.Bytes()), res.CipherSize, opts)
+	defer file.Close()
+	res, err := seal.Seal(file, src, dataKey,
+		seal.Header{Format: seal.Format, KMSKeyID: rec.KMSKeyID, OrganizationID: org, BackupID: id, PlaintextSize: size})
 	must(t, err)
-	for _, name := range on {
-		info, err := f.Providers[name].Put(ctx, b.LandingKey, bytes.NewReader(sealed.Bytes()), res.CipherSize, opts)
+	b.SHA256 = res.PlaintextSHA256
+	upload := func(p storage.Provider, key string) storage.ObjectInfo {
+		_, err := file.Seek(0, io.SeekStart)
 		must(t, err)
+		info, err := p.Put(ctx, key, file, res.CipherSize, storage.PutOptions{SHA256: res.CipherSHA256, ContentType: "application/octet-stream"})
+		must(t, err)
+		return info
+	}
+	sealedKey := "sealed/" + org + "/" + id
+	if landing {
+		upload(f.Landing, sealedKey)
+	}
+	for _, name := range on {
+		info := upload(f.Providers[name], b.LandingKey)
 		_, err = f.Catalog.PutReplica(ctx, catalog.Replica{BackupID: id, Provider: name, State: catalog.ReplicaVerified,
 			Key: b.LandingKey, Bytes: info.Size, VerifiedSHA256: res.CipherSHA256, Evidence: "sha256-readback", Attempts: 1,
 			Immutable: f.immutable(name), StartedAt: &now, VerifiedAt: &now, UpdatedAt: now})
 		must(t, err)
 	}
+	b, err = f.Catalog.UpdateBackup(ctx, b) // the declared SHA-256, as the upload would have declared it
+	must(t, err)
 	must(t, f.Catalog.SetSeal(ctx, id, catalog.Seal{Key: sealedKey, Format: seal.Format, KMSKeyID: rec.KMSKeyID,
 		CipherSHA256: res.CipherSHA256, CipherSize: res.CipherSize, SealedAt: now}))
 	b, err = f.Catalog.GetBackup(ctx, id)
@@ -217,7 +246,7 @@ func (f *Fleet) Put(t testing.TB, org string, plain []byte, created time.Time, s
 	}
 	b, err = f.Catalog.UpdateBackup(ctx, b)
 	must(t, err)
-	return Stored{Backup: b, Plaintext: plain, Sealed: sealed.Bytes()}
+	return Stored{Backup: b}, file.Name()
 }
 
 // immutable reports whether the copies on provider name are under lock.
