@@ -1,6 +1,12 @@
 // Command demo uploads a sample wedding archive to a running local stack
 // (`make dev`) and shows each provider's copy until the backup is
 // PROTECTED (`make demo`).
+//
+// The dashboard lists the backups of the organization its token names, the
+// token make dev prints; so the demo uploads as that organization when it
+// finds make dev's session ($TOKEN or -token, -ready-file, or make dev's
+// ready file at .build/dev-ready.json), and otherwise prints a dashboard
+// link signed in as the organization it used (see findSession).
 package main
 
 import (
@@ -8,7 +14,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,45 +23,38 @@ import (
 	"time"
 
 	"github.com/wedsync/backup-replication/infra/local/apiclient"
-	"github.com/wedsync/backup-replication/infra/local/stack"
 	"github.com/wedsync/backup-replication/shared/api"
 )
 
 func main() {
-	apiURL := flag.String("api", "http://127.0.0.1:3000", "the local stack's HTTP API")
-	ready := flag.String("ready-file", "", "read the API URL and token from a `make dev` -ready-file instead")
-	org := flag.String("org", "", "organization id (default: a new one)")
+	var f sessionFlags
+	flag.StringVar(&f.APIURL, "api", "http://127.0.0.1:3000", "the local stack's HTTP API (default $API, else this)")
+	flag.StringVar(&f.ReadyFile, "ready-file", "", "read the API URL, organization and token from a `make dev` -ready-file")
+	flag.StringVar(&f.Token, "token", "", "upload with this dev token, the one make dev prints (default $TOKEN)")
+	flag.StringVar(&f.Org, "org", "", "organization id when there is no token (default $ORG, else a new one)")
 	photos := flag.Int("photos", 6, "generated photos in the archive")
 	timeout := flag.Duration("timeout", 3*time.Minute, "how long to wait for PROTECTED")
 	flag.Parse()
-	if err := run(*apiURL, *ready, *org, *photos, *timeout); err != nil {
+	flag.Visit(func(fl *flag.Flag) { f.apiSet = f.apiSet || fl.Name == "api" })
+	s, err := findSession(f, os.Getenv, defaultReadyPath())
+	if err == nil {
+		err = run(s, *photos, *timeout)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(apiURL, readyFile, org string, photos int, timeout time.Duration) error {
+func run(s session, photos int, timeout time.Duration) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	token := ""
-	if readyFile != "" {
-		var r struct{ APIURL, Token, OrganizationID string }
-		b, err := os.ReadFile(readyFile)
-		if err != nil {
-			return err
-		}
-		if err := json.Unmarshal(b, &r); err != nil {
-			return fmt.Errorf("%s: %w", readyFile, err)
-		}
-		apiURL, token, org = r.APIURL, r.Token, r.OrganizationID
+	apiURL, org := s.APIURL, s.Org
+	c := apiclient.New(apiURL, s.Token)
+	for _, n := range s.Notes {
+		fmt.Fprintln(os.Stderr, "demo:", n)
 	}
-	if org == "" {
-		org = api.NewID(time.Now())
-	}
-	if token == "" {
-		token = stack.DevToken(org, time.Hour)
-	}
-	c := apiclient.New(apiURL, token)
+	fmt.Printf("Uploading to %s as organization %s (%s).\n", apiURL, org, s.From)
 
 	couple := "Charlotte Evans & Sam O'Connor"
 	fmt.Printf("Building a sample wedding archive for %s…\n", couple)
@@ -108,7 +106,23 @@ func run(apiURL, readyFile, org string, photos int, timeout time.Duration) error
 	}
 	fmt.Printf("PROTECTED in %.1fs: %d verified copies in %d failure domains, %d off AWS.\n",
 		time.Since(start).Seconds(), d.Policy.Verified, d.Policy.Domains, d.Policy.Offsite)
+	printDashboard(s)
 	return nil
+}
+
+// printDashboard says where to see the backup: the dashboard shows the
+// backups of the organization its token names.
+func printDashboard(s session) {
+	if !s.Minted {
+		fmt.Printf("\nOn the dashboard (%s/) under \"Recent backups\", for organization %s (%s).\n", s.APIURL, s.Org, s.From)
+		return
+	}
+	fmt.Printf(`
+This demo uploaded as a new organization (%s): no session of make dev was found
+(TOKEN, -token, -ready-file or %s). To see the backup on the dashboard, open
+  %s
+or run the demo as make dev's organization: export TOKEN from make dev's welcome, then make demo.
+`, s.Org, DefaultReadyFile, s.dashboardLink())
 }
 
 func reason(d api.BackupDetail) string {
