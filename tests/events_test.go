@@ -34,6 +34,7 @@ var eventCases = map[string][]eventCase{
 	"ReplicateSupabaseFunction": {{file: "replicate-sqs.json", adapt: localSQS("ReplicateSupabaseQueue"), check: wantBatchResponse}},
 	"ReplicateS3Function":       {{file: "replicate-sqs.json", adapt: localSQS("ReplicateS3Queue"), check: wantBatchResponse}},
 	"ReplicateGcsFunction":      {{file: "replicate-sqs.json", adapt: localSQS("ReplicateGcsQueue"), check: wantBatchResponse}},
+	"SealFunction":              {{file: "seal.json", adapt: localSQS("SealQueue"), check: wantBatchResponse}},
 	"HealthFunction":            {{file: "health-schedule.json", check: wantNoError}},
 	// The four steps in order under the stored token: a whole rotation of
 	// the S3 credentials (the stack made the IAM user and its first key).

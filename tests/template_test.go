@@ -15,11 +15,13 @@ import (
 	cfs3 "github.com/awslabs/goformation/v7/cloudformation/s3"
 	cfsqs "github.com/awslabs/goformation/v7/cloudformation/sqs"
 
+	"github.com/wedsync/backup-replication/infra/local/samtemplate"
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/health"
+	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/rotate"
 	"github.com/wedsync/backup-replication/shared/ws"
 )
@@ -74,7 +76,7 @@ func TestSAMBuildTargets(t *testing.T) {
 func TestTemplateFunctions(t *testing.T) {
 	tpl := loadTemplate(t)
 	want := []string{"ApiFunction", "HealthFunction", "ReplicateGcsFunction", "ReplicateS3Function",
-		"ReplicateSupabaseFunction", "RotateFunction", "WsFunction"}
+		"ReplicateSupabaseFunction", "RotateFunction", "SealFunction", "WsFunction"}
 	if got := tpl.FunctionIDs(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("functions = %v, want %v (the Makefile's SAM targets)", got, want)
 	}
@@ -114,8 +116,10 @@ func TestTemplateFunctions(t *testing.T) {
 	}
 }
 
-// TestTemplateFanOut checks the landing bucket and the per-provider
-// rule → queue → dead-letter queue → replicate chain.
+// TestTemplateFanOut checks the landing bucket, the upload → seal rule,
+// queue and dead-letter queue, and the per-provider sealed object → rule →
+// queue → dead-letter queue → replicate chain: plaintext uploads reach the
+// seal function only, providers receive sealed objects only.
 func TestTemplateFanOut(t *testing.T) {
 	tpl := loadTemplate(t)
 	b, ok := tpl.Resources["LandingBucket"].(*cfs3.Bucket)
@@ -147,6 +151,43 @@ func TestTemplateFanOut(t *testing.T) {
 		t.Error("landing bucket policy does not deny requests without TLS")
 	}
 
+	// Every rule on the landing bucket: backups/ (plaintext) goes to the
+	// seal queue alone, sealed/ to the replicate queues.
+	for _, id := range tpl.IDs("AWS::Events::Rule") {
+		rule := string(tpl.Raw[id])
+		switch {
+		case strings.Contains(rule, `"backups/"`) && id != "SealRule":
+			t.Errorf("%s routes plaintext uploads (backups/) elsewhere than the seal queue", id)
+		case strings.Contains(rule, `"sealed/"`) && !strings.HasPrefix(id, "Replicate"):
+			t.Errorf("%s routes sealed objects elsewhere than a replicate queue", id)
+		}
+	}
+	sealFn := tpl.Functions["SealFunction"]
+	if len(sealFn.SQS) != 1 || !sealFn.SQS[0].ReportBatchItemFailures {
+		t.Errorf("SealFunction: SQS events %+v, want one with ReportBatchItemFailures", sealFn.SQS)
+	} else if qid, ok := tpl.LogicalIDByArn(sealFn.SQS[0].QueueArn); !ok || qid != "SealQueue" {
+		t.Errorf("SealFunction reads %s, want SealQueue", qid)
+	} else {
+		q := tpl.Resources[qid].(*cfsqs.Queue)
+		if q.VisibilityTimeout == nil || float64(*q.VisibilityTimeout) < 6*sealFn.Timeout.Seconds() {
+			t.Errorf("SealQueue: VisibilityTimeout %v < 6 × the function timeout %v", q.VisibilityTimeout, sealFn.Timeout)
+		}
+		rp, _ := q.RedrivePolicy.(map[string]any)
+		if dlq, _ := rp["deadLetterTargetArn"].(string); dlq != tpl.Attr("SealDLQ", "Arn") {
+			t.Errorf("SealQueue: dead-letter target %q, want SealDLQ", dlq)
+		}
+		rule := string(tpl.Raw["SealRule"])
+		for _, want := range []string{`"aws.s3"`, `"Object Created"`, `"backups/"`, tpl.Ref("LandingBucket"), tpl.Attr("SealQueue", "Arn")} {
+			if !strings.Contains(rule, want) {
+				t.Errorf("SealRule does not mention %s", want)
+			}
+		}
+		qp := string(tpl.Raw["SealQueuePolicy"])
+		if !strings.Contains(qp, "events.amazonaws.com") || !strings.Contains(qp, tpl.Attr("SealRule", "Arn")) {
+			t.Errorf("SealQueuePolicy does not limit senders to EventBridge and its rule")
+		}
+	}
+
 	for _, p := range []string{"Supabase", "S3", "Gcs"} {
 		fn := tpl.Functions["Replicate"+p+"Function"]
 		if len(fn.SQS) != 1 {
@@ -174,7 +215,7 @@ func TestTemplateFanOut(t *testing.T) {
 			t.Errorf("%s: dead-letter target %q, want its DLQ", qid, dlq)
 		}
 		rule := string(tpl.Raw["Replicate"+p+"Rule"])
-		for _, want := range []string{`"aws.s3"`, `"Object Created"`, `"backups/"`, tpl.Ref("LandingBucket"), tpl.Attr(qid, "Arn")} {
+		for _, want := range []string{`"aws.s3"`, `"Object Created"`, `"sealed/"`, tpl.Ref("LandingBucket"), tpl.Attr(qid, "Arn")} {
 			if !strings.Contains(rule, want) {
 				t.Errorf("Replicate%sRule does not mention %s", p, want)
 			}
@@ -199,6 +240,7 @@ func TestTemplateTablesMatchCatalog(t *testing.T) {
 		"BreakersTable":    {Keys: []string{breaker.KeyName + ":HASH"}, Indexes: map[string][]string{}},
 		"HealthTable":      {Keys: []string{health.KeyProvider + ":HASH", health.KeyAt + ":RANGE"}, Indexes: map[string][]string{}},
 		"ConnectionsTable": tableShape(ws.TableInput("x").KeySchema, ws.TableInput("x").GlobalSecondaryIndexes),
+		"KeysTable":        tableShape(keys.TableInput("x").KeySchema, nil),
 	} {
 		tb := tpl.Resources[id].(*cfdynamodb.Table)
 		got := cfTableShape(tb)
@@ -220,6 +262,17 @@ func TestTemplateTablesMatchCatalog(t *testing.T) {
 		if tb.TimeToLiveSpecification == nil || !tb.TimeToLiveSpecification.Enabled {
 			t.Errorf("%s has no TTL", id)
 		}
+	}
+	// Losing the keys table loses every sealed backup.
+	kt := tpl.Resources["KeysTable"].(*cfdynamodb.Table)
+	if kt.PointInTimeRecoverySpecification == nil || !isTrue(kt.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled) ||
+		!isTrue(kt.DeletionProtectionEnabled) || kt.SSESpecification == nil || !kt.SSESpecification.SSEEnabled ||
+		kt.TimeToLiveSpecification != nil {
+		t.Error("KeysTable needs point-in-time recovery, deletion protection and SSE, and no TTL")
+	}
+	var policies struct{ DeletionPolicy, UpdateReplacePolicy string }
+	if err := jsonUnmarshal(tpl.Raw["KeysTable"], &policies); err != nil || policies.DeletionPolicy != "Retain" || policies.UpdateReplacePolicy != "Retain" {
+		t.Errorf("KeysTable is not retained when the stack (or the resource) goes: %+v %v", policies, err)
 	}
 }
 
@@ -257,14 +310,15 @@ func TestTemplateRoutesMatchAPI(t *testing.T) {
 var starOnlyActions = map[string]bool{}
 
 // TestTemplateLeastPrivilege checks every function role: no wildcard
-// action, no Resource "*" or other account-, region- or type-wide ARN, no
-// managed policies, only Lambda may assume it; the landing bucket is
-// reachable only under backups/ (plus nothing else), and each replicate
-// function reads only its own queue. Resource policies allow only the
-// principals they must.
+// action, no Resource "*" or other account-, region- or type-wide ARN
+// (KMS keys chosen by alias or tag condition aside), no managed policies,
+// only Lambda may assume it; the landing bucket is reachable only under
+// backups/ and sealed/, and each replicate function reads only its own
+// queue. Resource policies allow only the principals they must.
 func TestTemplateLeastPrivilege(t *testing.T) {
 	tpl := loadTemplate(t)
 	landing := tpl.Attr("LandingBucket", "Arn")
+	landingPrefixes := map[string]bool{landing + "/backups/*": true, landing + "/sealed/*": true}
 	for id, r := range roles(t) {
 		if len(r.ManagedPolicyArns) > 0 {
 			t.Errorf("%s: managed policies %v (their scope is not ours to narrow)", id, r.ManagedPolicyArns)
@@ -293,11 +347,11 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 					t.Errorf("%s: no Resource (an unresolved reference?)", where)
 				}
 				for _, res := range resources {
-					if broadARN(res) && !starOnly {
+					if broadARN(res) && !starOnly && !keysByCondition(tpl, st, res) {
 						t.Errorf("%s: resource %q is wider than one bucket/table/queue/secret/log group", where, res)
 					}
-					if strings.HasPrefix(res, landing) && res != landing+"/backups/*" {
-						t.Errorf("%s: landing bucket access %q; only %s/backups/* is needed", where, res, landing)
+					if strings.HasPrefix(res, landing) && !landingPrefixes[res] {
+						t.Errorf("%s: landing bucket access %q; only backups/* and sealed/* are needed", where, res)
 					}
 				}
 				if strings.HasPrefix(id, "Replicate") && hasPrefixAny(actions, "sqs:") {
@@ -320,15 +374,75 @@ func TestTemplateLeastPrivilege(t *testing.T) {
 			}
 		}
 	}
-	// The key policy's one broad statement is AWS's documented default:
+	// The key policies' one broad statement is AWS's documented default:
 	// the account administers the key through IAM (the roles above).
-	var key struct{ Properties struct{ KeyPolicy any } }
-	if err := jsonUnmarshal(tpl.Raw["LandingKey"], &key); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"LandingKey", "OrgKey"} {
+		var key struct {
+			Properties struct {
+				KeyPolicy         any
+				EnableKeyRotation bool
+			}
+		}
+		if err := jsonUnmarshal(tpl.Raw[id], &key); err != nil {
+			t.Fatal(err)
+		}
+		if !key.Properties.EnableKeyRotation {
+			t.Errorf("%s does not rotate", id)
+		}
+		for _, st := range statements(key.Properties.KeyPolicy) {
+			if st["Sid"] != "AccountAdministersThroughIam" || !strings.HasSuffix(jsonText(st["Principal"]), `:root"}`) {
+				t.Errorf("%s key policy: unexpected statement %s", id, jsonText(st))
+			}
+		}
 	}
-	for _, st := range statements(key.Properties.KeyPolicy) {
-		if st["Sid"] != "AccountAdministersThroughIam" || !strings.HasSuffix(jsonText(st["Principal"]), `:root"}`) {
-			t.Errorf("LandingKey key policy: unexpected statement %s", jsonText(st))
+}
+
+// keysByCondition reports whether res is "every KMS key of this account
+// and region" narrowed by the statement's condition to the keys behind
+// an alias prefix (kms:ResourceAliases) or carrying a tag
+// (aws:ResourceTag/…): the way IAM selects keys by alias or tag.
+func keysByCondition(tpl *samtemplate.Template, st map[string]any, res string) bool {
+	all := fmt.Sprintf("arn:aws:kms:%s:%s:key/*", tpl.Ref("AWS::Region"), tpl.Ref("AWS::AccountId"))
+	cond := jsonText(st["Condition"])
+	return res == all && (strings.Contains(cond, `"kms:ResourceAliases"`) || strings.Contains(cond, `"aws:ResourceTag/`))
+}
+
+// TestTemplateOnlySealSeesPlaintext: providers only ever hold ciphertext,
+// so a replicate function reads only sealed objects, cannot decrypt with
+// any organisation's key (its only kms:Decrypt is the landing bucket's
+// and the alert topic's at-rest keys) and cannot touch the keys table;
+// the seal function alone may make data keys.
+func TestTemplateOnlySealSeesPlaintext(t *testing.T) {
+	tpl := loadTemplate(t)
+	landing := tpl.Attr("LandingBucket", "Arn")
+	atRest := map[string]bool{tpl.Attr("LandingKey", "Arn"): true, tpl.Attr("AlertKey", "Arn"): true}
+	keysTable := tpl.Attr("KeysTable", "Arn")
+	for id, r := range roles(t) {
+		for _, p := range r.Policies {
+			for _, st := range statements(p.PolicyDocument) {
+				actions, resources := texts(st["Action"]), texts(st["Resource"])
+				where := fmt.Sprintf("%s statement %v", id, st["Sid"])
+				if contains(actions, "kms:GenerateDataKey") && id != "SealRole" {
+					for _, res := range resources {
+						if !atRest[res] {
+							t.Errorf("%s: kms:GenerateDataKey on %s; only the seal function makes data keys", where, res)
+						}
+					}
+				}
+				if !strings.HasPrefix(id, "Replicate") {
+					continue
+				}
+				for _, res := range resources {
+					switch {
+					case hasPrefixAny(actions, "kms:") && !atRest[res]:
+						t.Errorf("%s: %v on %s; a replicate function copies ciphertext and may use no organisation's key", where, actions, res)
+					case res == keysTable || strings.HasPrefix(res, keysTable+"/"):
+						t.Errorf("%s: access to the keys table", where)
+					case strings.HasPrefix(res, landing) && res != landing+"/sealed/*":
+						t.Errorf("%s: landing access %s; a replicate function reads sealed/ only", where, res)
+					}
+				}
+			}
 		}
 	}
 }
@@ -357,6 +471,11 @@ func TestTemplateEnvLoads(t *testing.T) {
 	}
 	if _, err := config.LoadAPI(env("ApiFunction")); err != nil {
 		t.Errorf("ApiFunction: %v", err)
+	}
+	if c, err := config.LoadSeal(env("SealFunction")); err != nil {
+		t.Errorf("SealFunction: %v", err)
+	} else if c.Keys.Table == "" || c.Keys.DefaultKeyID == "" || c.QueueURL == "" || c.KeepPlaintext {
+		t.Errorf("SealFunction: keys %+v, queue %q, keep plaintext %v", c.Keys, c.QueueURL, c.KeepPlaintext)
 	}
 	c, err := config.LoadHealth(env("HealthFunction"))
 	if err != nil {
