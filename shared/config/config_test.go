@@ -221,7 +221,7 @@ func TestLocks(t *testing.T) {
 func TestBreakersAndWaits(t *testing.T) {
 	c, err := LoadReplicate(local(map[string]string{"BREAKER_TRIP_AFTER": "3", "BREAKER_TIMEOUT": "2m",
 		"BREAKER_MAX_REQUESTS": "2", "BREAKER_INTERVAL": "10m", "BREAKER_TRIAL_LEASE": "5m",
-		"PARK_MIN": "20s", "PARK_MAX": "5m", "VISIBILITY_BASE": "1m", "VISIBILITY_LIMIT": "6h"}))
+		"PARK_MIN": "20s", "PARK_MAX": "5m", "VISIBILITY_BASE": "1m", "VISIBILITY_LIMIT": "6h", "REPLICATE_LEASE": "20m"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,8 @@ func TestBreakersAndWaits(t *testing.T) {
 	if s.ReadyToTrip(breaker.Counts{ConsecutiveFailures: 2}) || !s.ReadyToTrip(breaker.Counts{ConsecutiveFailures: 3}) {
 		t.Fatal("ReadyToTrip does not trip at BREAKER_TRIP_AFTER")
 	}
-	if c.ParkMin != 20*time.Second || c.ParkMax != 5*time.Minute || c.VisibilityBase != time.Minute || c.VisibilityLimit != 6*time.Hour {
+	if c.ParkMin != 20*time.Second || c.ParkMax != 5*time.Minute || c.VisibilityBase != time.Minute || c.VisibilityLimit != 6*time.Hour ||
+		c.Lease != 20*time.Minute {
 		t.Fatalf("waits %+v", c)
 	}
 	d, err := LoadReplicate(local(nil))
@@ -248,9 +249,11 @@ func TestBreakersAndWaits(t *testing.T) {
 		t.Fatalf("default settings %+v: want shared/breaker's defaults", s)
 	}
 	_, err = LoadReplicate(local(map[string]string{"BREAKER_TRIP_AFTER": "0", "BREAKER_TIMEOUT": "48h",
-		"BREAKER_MAX_REQUESTS": "many", "BREAKER_TRIAL_LEASE": "2h", "PARK_MAX": "20m", "VISIBILITY_LIMIT": "13h"}))
+		"BREAKER_MAX_REQUESTS": "many", "BREAKER_TRIAL_LEASE": "2h", "PARK_MAX": "20m", "VISIBILITY_LIMIT": "13h",
+		"REPLICATE_LEASE": "30s"}))
 	for _, w := range []string{"BREAKER_TRIP_AFTER: 0 is outside 1..1000", "BREAKER_TIMEOUT: 48h0m0s is outside",
-		"BREAKER_MAX_REQUESTS:", "BREAKER_TRIAL_LEASE:", "PARK_MAX 20m0s must be at most 15m0s", "VISIBILITY_LIMIT 13h0m0s must be at most 12h0m0s"} {
+		"BREAKER_MAX_REQUESTS:", "BREAKER_TRIAL_LEASE:", "PARK_MAX 20m0s must be at most 15m0s", "VISIBILITY_LIMIT 13h0m0s must be at most 12h0m0s",
+		"REPLICATE_LEASE 30s is outside 1m..12h"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("error lacks %q: %v", w, err)
 		}

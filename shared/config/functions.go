@@ -21,6 +21,8 @@ import (
 //	                         is open (default 10s and 15m; at most 15m, SQS's longest delay)
 //	VISIBILITY_BASE          visibility timeout of a failed message after its first receive, doubling with
 //	VISIBILITY_LIMIT         each receive up to the limit (default 30s and 2h; at most 12h)
+//	REPLICATE_LEASE          how long a delivery's claim on a copy keeps duplicate deliveries away; at
+//	                         least the function's timeout (default 15m, Lambda's longest; 1m..12h)
 //
 // and the breaker settings of Common (BREAKER_*). Required: LANDING_BUCKET,
 // BACKUPS_TABLE, REPLICAS_TABLE, PROVIDER, and PROVIDER's own settings;
@@ -40,6 +42,8 @@ type Replicate struct {
 	// VisibilityBase and VisibilityLimit are VISIBILITY_BASE and
 	// VISIBILITY_LIMIT; 0 means replicate's default.
 	VisibilityBase, VisibilityLimit time.Duration
+	// Lease is REPLICATE_LEASE; 0 means replicate's default.
+	Lease time.Duration
 }
 
 // Limits SQS sets on the waits replicate asks for.
@@ -61,6 +65,7 @@ func LoadReplicate(getenv Getenv) (Replicate, error) {
 		RequireSeal: r.bool("REPLICATE_REQUIRE_SEAL", true),
 		ParkMin:     r.duration("PARK_MIN", 0), ParkMax: r.duration("PARK_MAX", 0),
 		VisibilityBase: r.duration("VISIBILITY_BASE", 0), VisibilityLimit: r.duration("VISIBILITY_LIMIT", 0),
+		Lease: r.duration("REPLICATE_LEASE", 0),
 	}
 	return out, errors.Join(err, r.err(), out.Validate())
 }
@@ -91,6 +96,9 @@ func (c Replicate) Validate() error {
 	if c.VisibilityBase > maxVisibility || c.VisibilityLimit > maxVisibility {
 		errs = append(errs, fmt.Errorf("VISIBILITY_BASE %s and VISIBILITY_LIMIT %s must be at most %s (SQS's longest visibility timeout)",
 			c.VisibilityBase, c.VisibilityLimit, maxVisibility))
+	}
+	if c.Lease != 0 && (c.Lease < time.Minute || c.Lease > 12*time.Hour) {
+		errs = append(errs, fmt.Errorf("REPLICATE_LEASE %s is outside 1m..12h", c.Lease))
 	}
 	if c.VisibilityBase > 0 && c.VisibilityLimit > 0 && c.VisibilityBase > c.VisibilityLimit {
 		errs = append(errs, fmt.Errorf("VISIBILITY_BASE %s is longer than VISIBILITY_LIMIT %s", c.VisibilityBase, c.VisibilityLimit))

@@ -155,6 +155,9 @@ func (r *run) copy(ctx context.Context, obj LandingObject, gateDone func(error))
 		if errors.Is(err, errAlreadyVerified) {
 			return done("duplicate: verified meanwhile", 0)
 		}
+		if out, ok := r.waitForLease(err); ok {
+			return out
+		}
 		if errors.Is(err, catalog.ErrConflict) {
 			return retryLater("another delivery is copying", err)
 		}
@@ -242,15 +245,6 @@ func (r *run) dropCopy(ctx context.Context) {
 	if err := r.tg.p.Delete(rctx, r.dstKey()); err != nil {
 		r.log.WarnContext(ctx, "could not delete an unverified copy", "op", "delete", "error", Redact(err.Error()))
 	}
-}
-
-// transferContext keeps Config.Reserve of the invocation's time back from
-// the transfer, so that its outcome can still be recorded.
-func (r *run) transferContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) > 2*r.h.cfg.Reserve {
-		return context.WithDeadline(ctx, dl.Add(-r.h.cfg.Reserve))
-	}
-	return context.WithCancel(ctx)
 }
 
 // recordContext outlives a cancelled transfer, for Reserve at most.

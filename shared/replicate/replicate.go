@@ -50,100 +50,8 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/metrics"
 	"github.com/wedsync/backup-replication/shared/policy"
-	"github.com/wedsync/backup-replication/shared/retry"
 	"github.com/wedsync/backup-replication/shared/storage"
 )
-
-// Defaults of Config.
-const (
-	DefaultConcurrency     = 4
-	DefaultResumeAbove     = 32 << 20
-	DefaultReserve         = 10 * time.Second
-	DefaultVisibilityBase  = 30 * time.Second
-	DefaultVisibilityLimit = 2 * time.Hour
-	DefaultParkMin         = 10 * time.Second
-	// MaxParkDelay is SQS's longest message delay (DelaySeconds 900).
-	MaxParkDelay = 15 * time.Minute
-)
-
-// Config is what one replicate deployment serves.
-type Config struct {
-	// Provider is the name of the provider this deployment copies to
-	// ("supabase", "s3", "gcs", "s3-standby"). Required.
-	Provider string
-	// LandingBucket is the bucket events must come from. Required.
-	LandingBucket string
-	// Concurrency is how many records of a batch are processed at once.
-	Concurrency int
-	// ResumeAbove is the size from which a provider that can resume
-	// uploads across invocations (storage.Resumer) is asked to.
-	ResumeAbove int64
-	// Reserve is time kept back from a transfer, before the invocation's
-	// deadline, to record its outcome.
-	Reserve time.Duration
-	// Retry is how a transfer (and its verification) is retried within
-	// the invocation: transient and throttled errors only, full jitter,
-	// never past the transfer's deadline. The zero Policy uses
-	// retry's defaults; MaxAttempts 1 disables retries.
-	Retry retry.Policy
-	// QueueURL is this provider's queue. With it (and Deps.Queue) failed
-	// messages get a visibility timeout growing with their receive count,
-	// and messages waiting for an open breaker are re-sent with a delay
-	// (see queue.go). Without it they come back after the queue's own
-	// visibility timeout.
-	QueueURL string
-	// VisibilityBase and VisibilityLimit shape the visibility timeout of a
-	// failed message: retry.VisibilityTimeout(receiveCount, base, limit).
-	VisibilityBase, VisibilityLimit time.Duration
-	// ParkMin is the shortest wait of a message whose provider's breaker
-	// is open (or half-open with its trial slots taken); ParkMax the
-	// longest (at most MaxParkDelay, SQS's limit on DelaySeconds).
-	ParkMin, ParkMax time.Duration
-	// RequireSeal consumes the plaintext landing object's events with
-	// nothing copied: the seal step owns them, and the sealed object's
-	// event (sealed/{org}/{id}) is what replicates (sealed.go). false
-	// also copies plaintext landings of backups not sealed (deployments
-	// without the seal step).
-	RequireSeal bool
-	// SealWait is how long a sealed object's event waits, rereading the
-	// backup, for the seal step to record the seal it wrote; then the
-	// message returns to the queue. Default DefaultSealWait.
-	SealWait time.Duration
-	// Immutable is, by provider name, the retention under which that
-	// provider writes every copy (S3 Object Lock, GCS object retention;
-	// the provider's own configuration must say the same, see
-	// immutable.go). A copy verified there is recorded Immutable.
-	Immutable map[string]time.Duration
-}
-
-// Validate reports every problem at once.
-func (c Config) Validate() error {
-	var errs []error
-	if c.Provider == "" {
-		errs = append(errs, errors.New("replicate: provider name is empty"))
-	}
-	if c.LandingBucket == "" {
-		errs = append(errs, errors.New("replicate: landing bucket is empty"))
-	}
-	if c.Concurrency < 0 || c.ResumeAbove < 0 || c.Reserve < 0 {
-		errs = append(errs, errors.New("replicate: negative concurrency, resume size or reserve"))
-	}
-	if c.VisibilityBase < 0 || c.VisibilityLimit < 0 || c.ParkMin < 0 || c.ParkMax < 0 || c.SealWait < 0 {
-		errs = append(errs, errors.New("replicate: negative visibility, park or seal wait duration"))
-	}
-	for name, d := range c.Immutable {
-		if d < 0 {
-			errs = append(errs, fmt.Errorf("replicate: negative retention for %s", name))
-		}
-	}
-	if c.ParkMax > MaxParkDelay || c.ParkMin > MaxParkDelay {
-		errs = append(errs, fmt.Errorf("replicate: park durations above %s (SQS's longest delay)", MaxParkDelay))
-	}
-	if err := c.Retry.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
 
 // Gate is consulted before each transfer: a circuit breaker shared by every
 // instance (shared/breaker's *Breaker has this method). A refusal is an
@@ -284,6 +192,12 @@ func New(cfg Config, d Deps) (*Handler, error) {
 	cfg.ParkMin = min(cfg.ParkMin, cfg.ParkMax)
 	if cfg.SealWait == 0 {
 		cfg.SealWait = DefaultSealWait
+	}
+	if cfg.Lease == 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Lease <= 2*cfg.Reserve {
+		return nil, fmt.Errorf("replicate: lease %s must be longer than twice the reserve %s", cfg.Lease, cfg.Reserve)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.DiscardHandler)

@@ -106,18 +106,29 @@ func (r *run) settle(ctx context.Context) (policy.Result, error) {
 	return res, err
 }
 
-// markCopying claims the replica for this delivery: one conditional write,
-// not retried, so of two concurrent deliveries one copies and the other
-// returns to the queue.
+// markCopying claims the replica for this delivery (lease.go): one
+// conditional write, not retried, so of two concurrent deliveries one
+// copies and the other waits. A live claim of another delivery is a
+// *leaseHeld; an ended one is taken over.
 func (r *run) markCopying(ctx context.Context) error {
 	rep := r.rep
 	if rep.State == catalog.ReplicaVerified && rep.VerifiedSHA256 == r.wantSHA() {
 		return errAlreadyVerified
 	}
+	if h, ok := r.held(rep); ok {
+		return h
+	}
+	if rep.State == catalog.ReplicaCopying && rep.StartedAt != nil {
+		r.log.WarnContext(ctx, "taking over a copy whose delivery stopped before its lease ended", "op", "claim",
+			"claimed_at", rep.StartedAt.UTC().Format(time.RFC3339))
+	}
 	now := r.h.d.Now().UTC()
 	rep.State, rep.Key, rep.Attempts, rep.StartedAt, rep.Bytes = catalog.ReplicaCopying, r.dstKey(), rep.Attempts+1, &now, 0
 	rep.VerifiedSHA256, rep.Evidence, rep.VerifiedAt = "", "", nil
 	out, err := r.h.d.Store.PutReplica(ctx, rep)
+	if errors.Is(err, catalog.ErrConflict) {
+		return r.claimLost(ctx, err)
+	}
 	if err != nil {
 		return err
 	}

@@ -75,7 +75,7 @@ func WithBreakerSettings(s breaker.Settings) Option { return func(w *wiring) { w
 //     and its settings are present (S3_STANDBY_*), for failover;
 //   - the breakers' settings from BREAKER_* (config.Breakers; the same in
 //     every function sharing them), park and visibility waits from
-//     PARK_* and VISIBILITY_*;
+//     PARK_* and VISIBILITY_*, the copy lease from REPLICATE_LEASE;
 //   - the provider's Gate: a validate.Guard, whose canary runs now
 //     (bounded by coldStartCheck) and which refuses work while the
 //     provider's credentials or bucket are unusable, like an open breaker
@@ -161,6 +161,7 @@ func Wire(ctx context.Context, cfg config.Replicate, awsCfg aws.Config, logger *
 	c := Config{Provider: cfg.Provider, LandingBucket: cfg.LandingBucket, Concurrency: cfg.Concurrency,
 		ResumeAbove: cfg.ResumeAbove, QueueURL: cfg.QueueURL, RequireSeal: cfg.RequireSeal,
 		ParkMin: cfg.ParkMin, ParkMax: cfg.ParkMax, VisibilityBase: cfg.VisibilityBase, VisibilityLimit: cfg.VisibilityLimit,
+		Lease:     cfg.Lease,
 		Immutable: map[string]time.Duration{}}
 	for _, name := range names {
 		if l := cfg.Locks.For(name); l.On() {
