@@ -193,6 +193,8 @@ type Env struct {
 	ScrubBytes, RepairMaxBytes              int64
 	RedriveMode                             string
 	reconcileEverySet, scrubBytesSet, local bool
+	// Retention is RETENTION_POLICY and the keys (LoadRetentionEnv).
+	Retention RetentionEnv
 }
 
 // LoadEnv reads the variables above through getenv (config.OS in
@@ -258,6 +260,9 @@ func LoadEnv(getenv func(string) string) (Env, error) {
 		RedriveMode: get("HEALTH_REDRIVE"), local: get("AWS_ENDPOINT_URL") != "",
 	}
 	e.ScrubBytes = size("SCRUB_BYTES_PER_RUN", &scrubSet)
+	var rerr error
+	e.Retention, rerr = LoadRetentionEnv(getenv)
+	errs = append(errs, rerr)
 	e.reconcileEverySet, e.scrubBytesSet = everySet, scrubSet
 	if v := get("HEALTH_SINGLE_ROUND"); v != "" {
 		b, err := strconv.ParseBool(v)

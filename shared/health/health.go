@@ -81,6 +81,9 @@ type Deps struct {
 	// Live pushes each provider's status and each provider alert to the
 	// dashboard's WebSocket subscribers (shared/publish); nil: no push.
 	Live Live
+	// Retention applies the retention policy at most once per
+	// RetentionEvery (retention.go); nil: nothing expires.
+	Retention Retention
 }
 
 // Live is the part of the WebSocket publisher (shared/publish) health uses.

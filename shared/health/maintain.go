@@ -11,6 +11,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/replicate"
+	"github.com/wedsync/backup-replication/shared/retention"
 )
 
 // MaintenanceReport is what the work between rounds did.
@@ -25,6 +26,8 @@ type MaintenanceReport struct {
 	FailedBackups int              `json:"failedBackups"`
 	Reconcile     *ReconcileReport `json:"reconcile,omitempty"`
 	Scrub         ScrubReport      `json:"scrub"`
+	// Retention is what the hourly retention run did (nil: not this time).
+	Retention *retention.Report `json:"retention,omitempty"`
 	// AlertRetries is the incidents whose delivery was retried.
 	AlertRetries int      `json:"alertRetries"`
 	Errors       []string `json:"errors,omitempty"`
@@ -55,6 +58,8 @@ func (h *Handler) Maintain(ctx context.Context) MaintenanceReport {
 	fail("reconcile", err)
 	rep.Scrub, err = h.Scrub(ctx, rep.Healthy)
 	fail("scrub", err)
+	rep.Retention, err = h.periodicRetention(ctx)
+	fail("retention", err)
 	if h.d.Alerts != nil {
 		rep.AlertRetries, err = h.d.Alerts.Retry(ctx)
 		fail("alert retry", err)

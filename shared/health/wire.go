@@ -78,6 +78,9 @@ func Wire(ctx context.Context, c config.Health, env Env, awsCfg aws.Config, logg
 		Providers: ps, Breakers: breakers, Catalog: cat, Policy: c.Policy, Store: store, Alerts: alerts,
 		Queues: sqs.NewFromConfig(awsCfg), Landing: landing, Logger: logger, Metrics: metrics.NewEMF(metricsOut),
 	}
+	if deps.Retention, err = wireRetention(c, env.Retention, awsCfg, db, cat, ps, logger); err != nil {
+		return nil, err
+	}
 	if c.WSEndpoint != "" && c.Tables.Connections != "" {
 		if deps.Live, err = publish.Wire(awsCfg, c.WSEndpoint, c.Tables.Connections, publish.Config{}, logger); err != nil {
 			return nil, err

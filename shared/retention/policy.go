@@ -176,5 +176,8 @@ func ParseConfig(raw []byte) (Config, error) {
 	case doc.WeeklyMonths != 0 || doc.MonthlyYears != 0:
 		return Config{}, errors.New("weeklyMonths and monthlyYears need keepAllDays")
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
 }
