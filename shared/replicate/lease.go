@@ -6,9 +6,12 @@ package replicate
 // StartedAt. Another delivery of the same copy (moto sends two Object
 // Created events per multipart completion, SQS delivers at least once, a
 // parked message comes back) finds the claim live and waits: its message
-// is parked until the lease ends (queue.go), not counted as failed, and the
-// copy in progress is never taken over. When it comes back the copy is
-// verified (a duplicate, consumed) or the lease has ended.
+// is parked (queue.go), not counted as failed, and the copy in progress is
+// never taken over. It is parked for Config.ParkMin first, twice as long
+// at each further wait, never past the lease's end (nor Config.ParkMax),
+// so that it comes back soon after a short copy and seldom during a long
+// one. When it comes back the copy is verified (a duplicate, consumed),
+// still claimed (it waits again) or the lease has ended.
 //
 // A claim whose lease has ended belongs to a delivery that crashed or was
 // killed: no invocation outlives the lease (Config.Lease is at least the
@@ -76,8 +79,8 @@ func (r *run) waitForLease(err error) (outcome, bool) {
 	if !errors.As(err, &h) {
 		return outcome{}, false
 	}
-	return outcome{what: "another delivery is copying; waiting for its lease to end", err: err, waiting: true,
-		wait: max(h.until.Sub(r.h.d.Now()), 0)}, true
+	return outcome{what: "another delivery is copying; waiting for it", err: err, waiting: true,
+		wait: max(h.until.Sub(r.h.d.Now()), 0), soon: true}, true
 }
 
 // transferContext bounds the transfer by the claim's lease and by the

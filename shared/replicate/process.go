@@ -38,6 +38,9 @@ type outcome struct {
 	// re-sent after wait) and is not counted as failed.
 	waiting bool
 	wait    time.Duration
+	// soon: wait is an upper bound (a lease's end); the message comes
+	// back sooner, later with each wait (queue.go).
+	soon bool
 	// verified: this run verified a copy.
 	verified bool
 	// landing: the landed bytes broke their declaration (backup FAILED).

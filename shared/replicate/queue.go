@@ -103,7 +103,13 @@ func (h *Handler) dispose(ctx context.Context, msg events.SQSMessage, out outcom
 	case out.consumed:
 		return true
 	case out.waiting:
-		delay := h.parkDelay(out.wait)
+		wait := out.wait
+		if out.soon {
+			// wait is only the longest it can take: look again sooner,
+			// later with each wait.
+			wait = min(wait, h.cfg.ParkMin<<min(waitsOf(msg), 10))
+		}
+		delay := h.parkDelay(wait)
 		if err := h.park(ctx, msg, delay); err != nil {
 			h.log.WarnContext(ctx, "could not re-send a waiting message; it returns to the queue", "op", "park",
 				"message_id", msg.MessageId, "error", Redact(err.Error()))
@@ -121,10 +127,7 @@ func (h *Handler) park(ctx context.Context, msg events.SQSMessage, delay time.Du
 	if h.d.Queue == nil || h.cfg.QueueURL == "" {
 		return errors.New("no queue configured (QUEUE_URL)")
 	}
-	waits := 0
-	if a, ok := msg.MessageAttributes[AttrWaits]; ok && a.StringValue != nil {
-		waits, _ = strconv.Atoi(*a.StringValue)
-	}
+	waits := waitsOf(msg)
 	attrs := map[string]sqstypes.MessageAttributeValue{
 		AttrWaits: {DataType: aws.String("Number"), StringValue: aws.String(strconv.Itoa(waits + 1))},
 	}
@@ -145,6 +148,15 @@ func (h *Handler) park(ctx context.Context, msg events.SQSMessage, delay time.Du
 			"message_id", msg.MessageId, "delay_ms", ms(delay), "waits", waits+1)
 	}
 	return err
+}
+
+// waitsOf is how many times msg was re-sent to wait (AttrWaits).
+func waitsOf(msg events.SQSMessage) int {
+	waits := 0
+	if a, ok := msg.MessageAttributes[AttrWaits]; ok && a.StringValue != nil {
+		waits, _ = strconv.Atoi(*a.StringValue)
+	}
+	return max(waits, 0)
 }
 
 // setVisibility hides msg for d from now (best effort: without it the
