@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -21,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	cfdynamodb "github.com/awslabs/goformation/v7/cloudformation/dynamodb"
 	cfevents "github.com/awslabs/goformation/v7/cloudformation/events"
+	cfkms "github.com/awslabs/goformation/v7/cloudformation/kms"
 	cfs3 "github.com/awslabs/goformation/v7/cloudformation/s3"
 	cfsqs "github.com/awslabs/goformation/v7/cloudformation/sqs"
 
@@ -36,6 +38,7 @@ type awsClients struct {
 	sns     *sns.Client
 	secrets *secretsmanager.Client
 	iam     *iam.Client
+	kms     *kms.Client
 }
 
 func newAWSClients(cfg aws.Config) *awsClients {
@@ -47,6 +50,7 @@ func newAWSClients(cfg aws.Config) *awsClients {
 		sns:     sns.NewFromConfig(cfg),
 		secrets: secretsmanager.NewFromConfig(cfg),
 		iam:     iam.NewFromConfig(cfg),
+		kms:     kms.NewFromConfig(cfg),
 	}
 }
 
@@ -71,9 +75,35 @@ func (c *awsClients) createSecrets(ctx context.Context, t *samtemplate.Template,
 	return arns, nil
 }
 
+// createKeys creates the template's KMS keys (moto picks their ids, so,
+// like secrets' ARNs, they are only known afterwards) and returns what
+// Ref and Fn::GetAtt must answer for them: refs by "LogicalId" (the key
+// id), attrs by "LogicalId.Arn" and "LogicalId.KeyId".
+func (c *awsClients) createKeys(ctx context.Context, t *samtemplate.Template) (refs, attrs map[string]string, err error) {
+	refs, attrs = map[string]string{}, map[string]string{}
+	for _, id := range t.IDs("AWS::KMS::Key") {
+		k := t.Resources[id].(*cfkms.Key)
+		out, err := c.kms.CreateKey(ctx, &kms.CreateKeyInput{Description: k.Description})
+		if err != nil {
+			return nil, nil, fmt.Errorf("key %s: %w", id, err)
+		}
+		meta := out.KeyMetadata
+		if k.EnableKeyRotation != nil && *k.EnableKeyRotation {
+			if _, err := c.kms.EnableKeyRotation(ctx, &kms.EnableKeyRotationInput{KeyId: meta.KeyId}); err != nil {
+				return nil, nil, fmt.Errorf("key %s: rotation: %w", id, err)
+			}
+		}
+		refs[id] = aws.ToString(meta.KeyId)
+		attrs[id+".KeyId"] = aws.ToString(meta.KeyId)
+		attrs[id+".Arn"] = aws.ToString(meta.Arn)
+	}
+	return refs, attrs, nil
+}
+
 // createResources creates, in dependency order, what the template declares
 // that the local stack needs: buckets (with EventBridge notifications),
-// tables, the SNS topic, queues (dead-letter queues first) and rules.
+// tables, KMS aliases (the keys exist already: createKeys), the SNS topic,
+// queues (dead-letter queues first) and rules.
 func (c *awsClients) createResources(ctx context.Context, t *samtemplate.Template, visibility time.Duration) error {
 	for _, id := range t.IDs("AWS::S3::Bucket") {
 		b := t.Resources[id].(*cfs3.Bucket)
@@ -84,6 +114,12 @@ func (c *awsClients) createResources(ctx context.Context, t *samtemplate.Templat
 	for _, id := range t.IDs("AWS::DynamoDB::Table") {
 		if err := c.createTable(ctx, t.Name(id), t.Resources[id].(*cfdynamodb.Table)); err != nil {
 			return fmt.Errorf("table %s: %w", id, err)
+		}
+	}
+	for _, id := range t.IDs("AWS::KMS::Alias") {
+		a := t.Resources[id].(*cfkms.Alias)
+		if _, err := c.kms.CreateAlias(ctx, &kms.CreateAliasInput{AliasName: aws.String(a.AliasName), TargetKeyId: aws.String(a.TargetKeyId)}); err != nil {
+			return fmt.Errorf("alias %s: %w", id, err)
 		}
 	}
 	for _, id := range t.IDs("AWS::SNS::Topic") {

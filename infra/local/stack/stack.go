@@ -220,8 +220,9 @@ func (s *Stack) startEmulators(ctx context.Context) error {
 	return err
 }
 
-// createAWS reads the template, creates its secrets (their ARNs are only
-// known afterwards), reads it again with those ARNs, and creates the rest.
+// createAWS reads the template, creates its secrets and KMS keys (their
+// ARNs are only known afterwards), reads it again with those ARNs, and
+// creates the rest.
 func (s *Stack) createAWS(ctx context.Context) error {
 	s.clients = newAWSClients(s.AWS)
 	topts := samtemplate.Options{StackName: s.opts.StackName, Region: emulator.MotoRegion, QueueURLBase: s.Moto.URL, Parameters: s.parameters()}
@@ -238,7 +239,14 @@ func (s *Stack) createAWS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	topts.Refs = arns
+	refs, attrs, err := s.clients.createKeys(ctx, t)
+	if err != nil {
+		return err
+	}
+	for id, arn := range arns {
+		refs[id] = arn
+	}
+	topts.Refs, topts.Attrs = refs, attrs
 	if s.Template, err = samtemplate.Load(path, topts); err != nil {
 		return err
 	}
