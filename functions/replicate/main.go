@@ -20,7 +20,8 @@ import (
 func main() {
 	ctx := context.Background()
 	cfg, err := config.LoadReplicate(config.OS)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})).With("provider", cfg.Provider)
+	// No "provider" here: replicate.New and each component add it once.
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	awsCfg, aerr := cfg.AWS.Config(ctx)
 	var opts []replicate.Option
 	if err = errors.Join(err, aerr); err == nil && cfg.WSEndpoint != "" && cfg.Tables.Connections != "" {
@@ -34,7 +35,7 @@ func main() {
 		h, err = replicate.Wire(ctx, cfg, awsCfg, log, os.Stdout, opts...)
 	}
 	if err != nil {
-		log.Error("replicate cannot start", "op", "init", "error", replicate.Redact(err.Error()))
+		log.Error("replicate cannot start", "provider", cfg.Provider, "op", "init", "error", replicate.Redact(err.Error()))
 		os.Exit(1)
 	}
 	lambda.Start(h.Handle)

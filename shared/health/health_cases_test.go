@@ -183,6 +183,27 @@ func TestRedriveMovesEveryDeadLetter(t *testing.T) {
 	}
 }
 
+// TestRedriveLimit: a redrive that moves exactly its limit and empties the
+// dead-letter queue is no error; one that stops at its limit with letters
+// left says how many remain (it used to say "stopped after N messages"
+// even when none did).
+func TestRedriveLimit(t *testing.T) {
+	w := newWorld(t, func(c *Config) { c.RedriveMax = 5 })
+	q := w.queues["gcs"]
+	w.deadLetters(q.DLQURL, 5)
+	if moved, err := w.h.redrive(w.ctx, q); moved != 5 || err != nil {
+		t.Fatalf("redrive of exactly the limit: moved %d, %v; want 5 and no error", moved, err)
+	}
+	w.deadLetters(q.DLQURL, 7)
+	moved, err := w.h.redrive(w.ctx, q)
+	if moved != 5 || err == nil || !strings.Contains(err.Error(), "about 2 remain") {
+		t.Fatalf("redrive beyond the limit: moved %d, %v; want 5 and an error saying 2 remain", moved, err)
+	}
+	if moved, err := w.h.redrive(w.ctx, q); moved != 2 || err != nil {
+		t.Fatalf("next round: moved %d, %v", moved, err)
+	}
+}
+
 // TestNewNamesEveryProblem: a handler with an invalid configuration or
 // missing dependencies is refused at start, each problem named.
 func TestNewNamesEveryProblem(t *testing.T) {

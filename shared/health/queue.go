@@ -133,7 +133,8 @@ func (h *Handler) moveTask(ctx context.Context, q Queue) error {
 // redriveByCopy moves at most Config.RedriveMax dead letters, ten at a
 // time: each is sent to the queue (body and attributes kept) before it is
 // deleted, so a failure in between duplicates a message (replicate is
-// idempotent) and never loses one.
+// idempotent) and never loses one. Stopping at the limit is an error only
+// when dead letters remain (the next round moves them).
 func (h *Handler) redriveByCopy(ctx context.Context, q Queue) (int, error) {
 	moved := 0
 	for moved < h.cfg.RedriveMax && ctx.Err() == nil {
@@ -176,7 +177,16 @@ func (h *Handler) redriveByCopy(ctx context.Context, q Queue) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return moved, errors.Join(errors.New("redrive cut short"), err)
 	}
-	return moved, fmt.Errorf("redrive %s: stopped after %d messages; the rest follow next round", queueName(q.DLQURL), moved)
+	left, err := h.depth(ctx, q.DLQURL)
+	switch {
+	case err != nil:
+		return moved, fmt.Errorf("redrive %s: moved %d messages, the limit of one run; how many remain is unknown: %w",
+			queueName(q.DLQURL), moved, err)
+	case left == 0:
+		return moved, nil
+	}
+	return moved, fmt.Errorf("redrive %s: moved %d messages, the limit of one run; about %d remain for the next round",
+		queueName(q.DLQURL), moved, left)
 }
 
 // queueName is the last path segment of a queue URL.

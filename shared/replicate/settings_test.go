@@ -2,6 +2,7 @@ package replicate
 
 import (
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,5 +73,59 @@ func TestWireTakesBreakerAndParkSettings(t *testing.T) {
 	}
 	if !parked {
 		t.Fatalf("no message parked for PARK_MIN..PARK_MAX (3s): %v", e.logs.lines())
+	}
+}
+
+// Every line a wired deployment writes names its provider once, as the
+// Lambda's logger is passed (without a provider of its own): the handler's
+// lines, a retried transfer's, the provider decorator's and the breaker's.
+func TestLogLinesNameTheProviderOnce(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("replica")
+	e.bucket("standby")
+	awsCfg, _ := moto.AWSConfig(t.Context())
+	table := "breakers-" + randomHex(4)
+	if err := breaker.EnsureTable(t.Context(), dynamodb.NewFromConfig(awsCfg), table); err != nil {
+		t.Fatal(err)
+	}
+	px, err := faultproxy.Start(moto.URL, faultproxy.Options{Flavor: faultproxy.S3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer px.Close()
+	cfg, err := config.LoadReplicate(config.Map(map[string]string{
+		"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": e.landing,
+		"BACKUPS_TABLE": e.store.Config().BackupsTable, "REPLICAS_TABLE": e.store.Config().ReplicasTable,
+		"BREAKERS_TABLE": table, "PROVIDER": "s3", "S3_REPLICA_BUCKET": e.real("replica"), "S3_REPLICA_ENDPOINT": px.URL,
+		"S3_STANDBY_BUCKET": e.real("standby"),
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := &lockedBuffer{}
+	h, err := Wire(t.Context(), cfg, awsCfg, slog.New(slog.NewJSONHandler(raw, &slog.HandlerOptions{Level: slog.LevelDebug})), e.emf,
+		WithConfig(func(c *Config) { c.Retry = retry.Policy{Base: time.Millisecond, MaxAttempts: 3} }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := px.Set(faultproxy.Fault{Mode: faultproxy.Error5xx, Methods: []string{"PUT"}, Path: "/backups/", Count: 1}); err != nil {
+		t.Fatal(err)
+	}
+	b := e.seal(e.upload(randomBytes(4096), ""), randomBytes(4096+61))
+	if failed := handle(t, h, e.sealedMessage(b, 1)); len(failed) != 0 {
+		t.Fatalf("failed %v", failed)
+	}
+	raw.mu.Lock()
+	text := raw.buf.String()
+	raw.mu.Unlock()
+	retried := false
+	for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+		if n := strings.Count(line, `"provider":`); n != 1 {
+			t.Errorf("%d provider keys in %s", n, line)
+		}
+		retried = retried || strings.Contains(line, `"msg":"transfer retry"`)
+	}
+	if !retried {
+		t.Fatalf("no retried transfer in the logs:\n%s", text)
 	}
 }

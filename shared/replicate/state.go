@@ -163,7 +163,7 @@ func (r *run) markVerified(ctx context.Context, evidence string) error {
 		return true
 	})
 	if err == nil && !until.IsZero() {
-		r.log.InfoContext(ctx, "copy immutable", "op", "lock", "provider", r.tg.name, "retain_until", until.Format(time.RFC3339))
+		r.log.InfoContext(ctx, "copy immutable", "op", "lock", "retain_until", until.Format(time.RFC3339))
 	}
 	return err
 }

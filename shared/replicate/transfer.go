@@ -80,7 +80,7 @@ func (r *run) transferAndVerify(ctx context.Context, obj LandingObject) (xfer, e
 	}
 	if pol.OnRetry == nil {
 		pol.OnRetry = func(ctx context.Context, attempt int, err error, wait time.Duration) {
-			r.log.InfoContext(ctx, "transfer retry", "op", "retry", "provider", r.tg.name, "retry", attempt,
+			r.log.InfoContext(ctx, "transfer retry", "op", "retry", "retry", attempt,
 				"wait_ms", ms(wait), "kind", storage.KindOf(err).String(), "error", Redact(err.Error()))
 		}
 	}
