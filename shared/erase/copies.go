@@ -20,6 +20,8 @@ type target struct {
 	// plaintext: the uploaded bytes themselves, which no key destruction
 	// makes unreadable.
 	plaintext bool
+	// landing: an object of the landing bucket.
+	landing bool
 }
 
 // SealedKey is the landing bucket key of a backup's sealed object.
@@ -61,8 +63,8 @@ func (e *Eraser) targets(ctx context.Context, b catalog.Backup) ([]target, error
 	if b.Seal != nil && b.Seal.Key != "" {
 		sealed = b.Seal.Key
 	}
-	out = append(out, target{provider: LandingName, key: b.LandingKey, prov: e.d.Landing, plaintext: true},
-		target{provider: LandingName, key: sealed, prov: e.d.Landing})
+	out = append(out, target{provider: LandingName, key: b.LandingKey, prov: e.d.Landing, plaintext: true, landing: true},
+		target{provider: LandingName, key: sealed, prov: e.d.Landing, landing: true})
 	return out, nil
 }
 
@@ -117,8 +119,19 @@ func (e *Eraser) eraseCopy(ctx context.Context, b catalog.Backup, t target, unre
 	existed := statErr == nil || !errors.Is(statErr, storage.ErrNotFound)
 	var until time.Time
 	var err error
-	if ve, ok := storage.As[VersionEraser](t.prov); ok {
+	versionsUnchecked := false
+	ve, versioned := storage.As[VersionEraser](t.prov)
+	if t.landing {
+		versioned = false // the landing bucket keeps no versions (template.yaml)
+	}
+	if versioned {
 		until, err = ve.EraseVersions(ctx, t.key)
+		if err != nil && storage.KindOf(err) == storage.Unauthorized && until.IsZero() {
+			// No permission to list or delete versions: delete what a
+			// reader sees, and say that older versions were not checked.
+			log.WarnContext(ctx, "erasing versions refused; deleting the current version only", "error", err.Error())
+			err, versionsUnchecked = t.prov.Delete(ctx, t.key), true
+		}
 	} else {
 		err = t.prov.Delete(ctx, t.key)
 	}
@@ -150,6 +163,12 @@ func (e *Eraser) eraseCopy(ctx context.Context, b catalog.Backup, t target, unre
 		c.Outcome, c.DeletedAt = catalog.ErasedDeleted, &now
 	default:
 		c.Outcome = catalog.ErasedAbsent
+	}
+	if versionsUnchecked && c.Outcome != catalog.ErasedFailed {
+		c.Detail = "current version deleted; older versions not checked (listing versions was refused)"
+		if unreadable {
+			c.Detail += "; any left are unreadable"
+		}
 	}
 	if t.replica != nil && (c.Outcome == catalog.ErasedDeleted || c.Outcome == catalog.ErasedAbsent) {
 		e.markDeleted(ctx, *t.replica)

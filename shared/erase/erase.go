@@ -67,7 +67,9 @@ type Deps struct {
 	// them (shared/providers).
 	Providers map[string]storage.Provider
 	// Landing is the landing bucket as a provider; nil leaves the landing
-	// objects alone and says so in the receipt (not_configured).
+	// objects alone and says so in the receipt (not_configured). The
+	// landing bucket keeps no versions (template.yaml), so its objects are
+	// erased with Delete.
 	Landing storage.Provider
 	// Now is the clock (default time.Now).
 	Now func() time.Time

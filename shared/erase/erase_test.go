@@ -24,6 +24,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/seal"
 	"github.com/wedsync/backup-replication/shared/storage"
+	s3p "github.com/wedsync/backup-replication/shared/storage/s3"
 )
 
 var (
@@ -304,4 +305,43 @@ func auditLine(t *testing.T, logs *bytes.Buffer, id string) string {
 
 func putOpts(b catalog.Backup) storage.PutOptions {
 	return storage.PutOptions{SHA256: b.SHA256, ContentType: b.ContentType}
+}
+
+// TestEraseWhenListingVersionsIsRefused: a provider whose credentials may
+// not list versions (403 on ListObjectVersions) still has its copy deleted,
+// and the receipt says older versions were not checked.
+func TestEraseWhenListingVersionsIsRefused(t *testing.T) {
+	m := startMoto(t)
+	f := erasetest.New(t, m, erasetest.Options{})
+	proxy, err := faultproxy.Start(m.URL, faultproxy.Options{Flavor: faultproxy.S3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	cfg := f.S3Config("s3", f.S3Bucket)
+	cfg.Endpoint = proxy.URL
+	p, err := s3p.NewWithClient(cfg, awss3.NewFromConfig(f.AWS, s3p.ClientOptions(cfg)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Providers["s3"] = p
+	st := f.Put(t, "org1", []byte("table plan"), time.Time{}, "")
+	if err := proxy.Set(faultproxy.Fault{Mode: faultproxy.Error5xx, Status: 403, Path: `[?&]versions`}); err != nil {
+		t.Fatal(err)
+	}
+	e, _ := eraser(t, f)
+	got, err := e.Erase(t.Context(), erase.Request{OrganizationID: "org1", BackupID: st.Backup.ID, By: "user-1", Reason: "request"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := byProvider(got.Erasure)["s3"]
+	if !erase.Complete(got) || c.Outcome != catalog.ErasedDeleted || !c.VerifiedAbsent || !strings.Contains(c.Detail, "older versions not checked") {
+		t.Errorf("s3 without version listing: %+v", c)
+	}
+	if proxy.Injected() == 0 {
+		t.Error("the version listing was never refused")
+	}
+	if erasetest.Present(t, p, st.Backup.LandingKey) {
+		t.Error("s3 still holds the copy")
+	}
 }
