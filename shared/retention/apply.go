@@ -91,7 +91,9 @@ func (r *Runner) Apply(ctx context.Context) (Report, error) {
 	}
 	var errs []error
 	budget := r.cfg.MaxPerRun
-	budget -= r.resume(ctx, &rep, budget, &errs)
+	// Carrying on takes at most half the budget, so that a provider down
+	// for days cannot stop new expiries.
+	budget -= r.resume(ctx, &rep, max(1, budget/2), &errs)
 	orgs, complete, err := r.candidates(ctx)
 	errs = append(errs, err)
 	rep.Organizations, rep.CutShort = len(orgs), rep.CutShort || !complete
