@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wedsync/backup-replication/infra/emulator"
+	"github.com/wedsync/backup-replication/infra/faultproxy"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/erase"
 	"github.com/wedsync/backup-replication/shared/erase/erasetest"
@@ -125,5 +126,41 @@ func TestApplyDisabledDoesNothing(t *testing.T) {
 	}
 	if b, _ := f.Catalog.GetBackup(t.Context(), old.Backup.ID); b.Status == catalog.StatusErased {
 		t.Error("erased without a policy")
+	}
+}
+
+// TestApplyFinishesCutShortErasures: an erasure an outage cut short (key
+// destroyed, a copy left) is finished by the next run, with its requester.
+func TestApplyFinishesCutShortErasures(t *testing.T) {
+	f := erasetest.New(t, startMoto(t), erasetest.Options{SupabaseProxy: true})
+	ctx := t.Context()
+	st := f.Put(t, "org1", []byte("recent, erased on request"), time.Time{}, "")
+	e, err := erase.New(erase.Deps{Catalog: f.Catalog, Keys: f.Keys, Providers: f.Providers, Landing: f.Landing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SupabaseProxy.Set(faultproxy.Fault{Mode: faultproxy.Error5xx}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.Erase(ctx, erase.Request{OrganizationID: "org1", BackupID: st.Backup.ID, By: "user-1", Reason: "requested by the organization"})
+	if err != nil || erase.Complete(b) {
+		t.Fatalf("erasure during the outage: %+v %v", b.Erasure, err)
+	}
+	f.SupabaseProxy.Pass()
+	cfg, _ := retention.ParseConfig([]byte(`{"keepAllDays":30}`))
+	r, err := retention.NewRunner(cfg, retention.Deps{Catalog: f.Catalog, Eraser: e})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Apply(ctx)
+	if err != nil || !slices.Equal(rep.Resumed, []string{st.Backup.ID}) || len(rep.Erased) != 0 {
+		t.Fatalf("run: %+v %v", rep, err)
+	}
+	b, _ = f.Catalog.GetBackup(ctx, st.Backup.ID)
+	if !erase.Complete(b) || b.Erasure.RequestedBy != "user-1" {
+		t.Errorf("after the run: %+v", b.Erasure)
+	}
+	if erasetest.Present(t, f.Providers["supabase"], st.Backup.LandingKey) {
+		t.Error("supabase still holds the copy")
 	}
 }
