@@ -150,7 +150,7 @@ func (r *run) expireStandby(ctx context.Context) {
 	}
 	gone := *standby
 	if gone.Key == "" {
-		gone.Key = r.ev.Key
+		gone.Key = r.ev.ReplicaKey()
 	}
 	gone.State = catalog.ReplicaDeleted
 	gone.Note = "expired after backfill (was " + standby.Note + ")"
