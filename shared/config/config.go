@@ -218,6 +218,7 @@ func LoadCommon(getenv Getenv) (Common, error) {
 	}
 	c.Providers = loadProviders(r, c.AWS)
 	c.Locks = loadLocks(r)
+	c.Providers.Locks = c.Locks
 	c.Breakers = loadBreakers(r)
 	if raw := r.str("POLICY", ""); raw != "" {
 		t, err := policy.ParseTable([]byte(raw))

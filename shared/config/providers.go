@@ -58,6 +58,10 @@ type Providers struct {
 	GCS      GCS
 	// CredentialsTTL is CREDENTIALS_TTL; 0 means the default.
 	CredentialsTTL time.Duration
+	// Locks is how each provider writes copies under retention (the same
+	// map as Common.Locks), so that the providers built from these
+	// settings apply what replicate records as immutable.
+	Locks Locks
 }
 
 // Supabase is the primary provider's settings.
@@ -146,7 +150,7 @@ func (p Providers) Has(name string) bool { return slices.Contains(p.Configured()
 // Select returns p with only the named providers kept (the others' settings
 // cleared), e.g. for a replicate deployment that serves one provider.
 func (p Providers) Select(names ...string) Providers {
-	out := Providers{CredentialsTTL: p.CredentialsTTL}
+	out := Providers{CredentialsTTL: p.CredentialsTTL, Locks: p.Locks}
 	for _, n := range names {
 		switch n {
 		case NameSupabase:

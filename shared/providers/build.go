@@ -113,6 +113,9 @@ func (b *builder) supabase(ctx context.Context, c config.Supabase) (storage.Prov
 func (b *builder) s3(ctx context.Context, c config.S3) (storage.Provider, error) {
 	pc := s3.Config{Name: c.Name, Bucket: c.Bucket, Region: c.Region, Endpoint: c.Endpoint, UsePathStyle: c.UsePathStyle,
 		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey}
+	if l := b.cfg.Locks.For(c.Name); l.On() {
+		pc.ObjectLockMode, pc.ObjectLockRetention = l.Mode, l.Retention
+	}
 	if c.SecretARN != "" {
 		prefix := "S3_REPLICA_"
 		if c.Name == config.NameS3Standby {
@@ -138,6 +141,9 @@ func (b *builder) s3(ctx context.Context, c config.S3) (storage.Provider, error)
 func (b *builder) gcs(ctx context.Context, c config.GCS) (storage.Provider, error) {
 	pc := gcs.Config{Name: config.NameGCS, Bucket: c.Bucket, ProjectID: c.Project, Endpoint: c.Endpoint,
 		CredentialsJSON: c.CredentialsJSON, ChunkSize: gcs.DefaultChunkSize}
+	if l := b.cfg.Locks.For(config.NameGCS); l.On() {
+		pc.Retention, pc.RetentionMode = l.Retention, l.Mode
+	}
 	if c.SecretARN != "" {
 		pc.CredentialsJSON = ""
 		return b.rotating(ctx, pc.Name, c.SecretARN, ifSet(!c.CredentialsJSON.IsZero(), "GCS_CREDENTIALS_JSON"),
