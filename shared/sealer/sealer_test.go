@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/seal"
 	"github.com/wedsync/backup-replication/shared/sealer"
 )
@@ -31,6 +32,13 @@ func TestSealsLandedUploads(t *testing.T) {
 		}
 		if _, ok := w.get(u.b.LandingKey); ok {
 			t.Errorf("%d B: plaintext landing object still there", n)
+		}
+		// What replicate reads as the object's SHA-256 (S3's checksum) is
+		// the seal's, or nothing.
+		if head, err := replicate.NewLanding(w.s3, w.bucket, "").Head(w.ctx, b.Seal.Key); err != nil ||
+			(head.SHA256 != "" && head.SHA256 != b.Seal.CipherSHA256) || head.Size != b.Seal.CipherSize {
+			t.Errorf("%d B: HEAD of the sealed object says %d bytes sha256 %q (%v); the seal records %d bytes %s",
+				n, head.Size, head.SHA256, err, b.Seal.CipherSize, b.Seal.CipherSHA256)
 		}
 	}
 	if n := w.uploadsInProgress(); n != 0 {
