@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -22,7 +20,6 @@ import (
 	"github.com/wedsync/backup-replication/shared/providers"
 	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage"
-	s3p "github.com/wedsync/backup-replication/shared/storage/s3"
 	"github.com/wedsync/backup-replication/shared/validate"
 )
 
@@ -78,7 +75,7 @@ func Wire(ctx context.Context, c config.API, env Env, awsCfg aws.Config, logger 
 	if err != nil {
 		return nil, err
 	}
-	signers, err := wireSigners(ctx, c.Providers, awsCfg, sm)
+	signers, err := CredentialSigners(ctx, c.Providers, awsCfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +91,7 @@ func Wire(ctx context.Context, c config.API, env Env, awsCfg aws.Config, logger 
 			return nil, err
 		}
 		for _, name := range c.Policy.Names() {
-			b, err := breaker.New(bs, breaker.Settings{Name: name, Logger: logger})
+			b, err := breaker.New(bs, c.Breakers.Settings(name, logger))
 			if err != nil {
 				return nil, err
 			}
@@ -139,7 +136,9 @@ func checkProviders(ctx context.Context, ps map[string]storage.Provider, logger 
 
 // wireAuth builds the authenticator: HS256 with the secret from
 // API_JWT_SECRET or the secret API_JWT_SECRET_ARN names (its value, or
-// {"secret": "…"}), or, in dev mode, DevAuthenticator.
+// {"secret": "…"}), RS256/ES256 with the keys API_JWT_JWKS_URL publishes
+// (read now; a failure is logged, not fatal), or both; or, in dev mode,
+// DevAuthenticator.
 func wireAuth(ctx context.Context, c config.API, env Env, sm *secretReader, logger *slog.Logger) (Authenticator, error) {
 	if env.AuthMode == AuthModeDev {
 		logger.Warn("API_AUTH_MODE=dev: the X-Dev-Organization header is trusted without proof; never deploy this", "op", "init")
@@ -159,90 +158,18 @@ func wireAuth(ctx context.Context, c config.API, env Env, sm *secretReader, logg
 		}
 		key = secret.Secret(strings.TrimSpace(raw))
 	}
-	if c.JWKSURL != "" {
-		logger.Warn("API_JWT_JWKS_URL is set but not supported yet: tokens are verified with the HS256 shared secret only", "op", "init")
-	}
-	if key.IsZero() {
-		return nil, errors.New("API_JWT_JWKS_URL alone is not supported yet: set API_JWT_SECRET or API_JWT_SECRET_ARN (HS256)")
-	}
 	aud := c.JWTAudience
 	if aud == "" {
 		aud = "authenticated"
 	}
-	return NewJWTAuthenticator(JWTConfig{Secret: []byte(key.Reveal()), Issuer: c.JWTIssuer, Audience: aud})
-}
-
-// wireSigners builds a download signer for every configured provider, from
-// the same settings (and secrets) shared/providers builds them from.
-func wireSigners(ctx context.Context, p config.Providers, awsCfg aws.Config, sm *secretReader) (map[string]Signer, error) {
-	out := map[string]Signer{}
-	if s := p.Supabase; s.Bucket != "" {
-		url, key := s.URL, s.ServiceKey
-		if s.SecretARN != "" && (url == "" || key.IsZero()) {
-			raw, err := sm.get(ctx, s.SecretARN)
-			if err != nil {
-				return nil, err
-			}
-			var v struct {
-				URL        string `json:"url"`
-				ServiceKey string `json:"serviceKey"`
-			}
-			if json.Unmarshal([]byte(raw), &v) != nil {
-				v.ServiceKey = strings.TrimSpace(raw)
-			}
-			if url == "" {
-				url = v.URL
-			}
-			if key.IsZero() {
-				key = secret.Secret(v.ServiceKey)
-			}
-		}
-		out[config.NameSupabase] = SupabaseSigner(url, key, s.Bucket, nil)
+	a, err := NewJWTAuthenticator(JWTConfig{Secret: []byte(key.Reveal()), JWKSURL: c.JWKSURL, Issuer: c.JWTIssuer, Audience: aud})
+	if err != nil {
+		return nil, err
 	}
-	for _, s := range []config.S3{p.S3, p.Standby} {
-		if s.Bucket == "" {
-			continue
-		}
-		pc := s3p.Config{Name: s.Name, Bucket: s.Bucket, Region: s.Region, Endpoint: s.Endpoint, UsePathStyle: s.UsePathStyle}
-		cfg := awsCfg.Copy()
-		id, key := s.AccessKeyID, s.SecretAccessKey
-		if id == "" && s.SecretARN != "" {
-			raw, err := sm.get(ctx, s.SecretARN)
-			if err != nil {
-				return nil, err
-			}
-			var v struct {
-				AccessKeyID     string `json:"accessKeyId"`
-				SecretAccessKey string `json:"secretAccessKey"`
-			}
-			if err := json.Unmarshal([]byte(raw), &v); err != nil {
-				return nil, fmt.Errorf("secret %s is not {\"accessKeyId\",\"secretAccessKey\"}", s.SecretARN)
-			}
-			id, key = v.AccessKeyID, secret.Secret(v.SecretAccessKey)
-		}
-		if id != "" {
-			cfg.Credentials = credentials.NewStaticCredentialsProvider(id, key.Reveal(), "")
-		}
-		out[s.Name] = S3Signer(awss3.NewFromConfig(cfg, s3p.ClientOptions(pc)), s.Bucket)
+	if err := a.Prefetch(ctx); err != nil {
+		logger.Warn("JWKS not readable at start; tokens are refused until it is", "op", "init", "error", err.Error())
 	}
-	if g := p.GCS; g.Bucket != "" {
-		creds := g.CredentialsJSON
-		if creds.IsZero() && g.SecretARN != "" && g.Endpoint == "" {
-			raw, err := sm.get(ctx, g.SecretARN)
-			if err != nil {
-				return nil, err
-			}
-			var v struct {
-				CredentialsJSON string `json:"credentialsJson"`
-			}
-			if json.Unmarshal([]byte(raw), &v) == nil && v.CredentialsJSON != "" {
-				raw = v.CredentialsJSON
-			}
-			creds = secret.Secret(raw)
-		}
-		out[config.NameGCS] = GCSSigner(g.Endpoint, creds, g.Bucket)
-	}
-	return out, nil
+	return a, nil
 }
 
 // secretReader reads Secrets Manager lazily: no client unless a secret is

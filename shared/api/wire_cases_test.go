@@ -153,8 +153,9 @@ func TestWireFromSecrets(t *testing.T) {
 }
 
 // TestWireRefusesUnusableAuth: Wire stops, before building anything else,
-// when tokens could not be verified: a JWKS URL alone (not supported
-// yet), or a JWT key secret that cannot be read (named in the error).
+// when tokens could not be verified: a JWKS URL that keys could be
+// replaced on (plain http to another host), or a JWT key secret that
+// cannot be read (named in the error).
 func TestWireRefusesUnusableAuth(t *testing.T) {
 	m := startMoto(t)
 	awsCfg, _ := m.AWSConfig(t.Context())
@@ -164,7 +165,7 @@ func TestWireRefusesUnusableAuth(t *testing.T) {
 		mod  func(*config.API)
 		want string
 	}{
-		{"jwks only", func(c *config.API) { c.JWKSURL = "https://example.supabase.co/auth/v1/.well-known/jwks.json" }, "API_JWT_JWKS_URL alone"},
+		{"jwks over plain http", func(c *config.API) { c.JWKSURL = "http://example.supabase.co/auth/v1/.well-known/jwks.json" }, "API_JWT_JWKS_URL must be https"},
 		{"key secret missing", func(c *config.API) { c.JWTSecretARN = missing }, missing},
 	}
 	for _, c := range cases {
