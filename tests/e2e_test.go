@@ -53,9 +53,12 @@ func mixedSizes() []int64 {
 	return append(sizes, 50<<20, 100<<20+7, 200<<20)
 }
 
-// TestEndToEndMixedSizes: 50 backups from 0 B to 200 MiB reach PROTECTED,
-// and every copy on every provider (and the landing object) has the
-// declared size and SHA-256.
+// TestEndToEndMixedSizes: 50 backups from 0 B to 200 MiB reach PROTECTED;
+// every copy on every provider, and the sealed object in the landing
+// bucket, is the ciphertext the seal recorded (its SHA-256 and size), not
+// the upload and without the plaintext marker; one copy of each, decrypted
+// with the backup's data key, gives back the declared size and SHA-256;
+// and no plaintext upload is left in the landing bucket.
 func TestEndToEndMixedSizes(t *testing.T) {
 	t.Parallel()
 	runE2E(t, e2eRun{Sizes: mixedSizes(), Concurrency: 4, Timeout: 20 * time.Minute})
@@ -135,33 +138,37 @@ func runE2E(t *testing.T, run e2eRun) {
 				t.Errorf("%s is PROTECTED without a verified copy on %s: %s", name, p, replicaSummary(r.detail))
 			}
 		}
-		// Every verified copy, and the landing object every copy came from,
-		// read straight from its emulator (four at a time).
-		copies := map[string]string{"landing": b.LandingKey}
+		if err := s.plaintextGone(ctx, b); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if b.Seal == nil {
+			t.Errorf("%s is PROTECTED without a seal", name)
+			continue
+		}
+		// Every verified copy, and the sealed object every copy came from,
+		// read straight from its emulator (four at a time); one provider's
+		// copy of each backup, in turn, is decrypted too.
+		copies := map[string]string{"landing": b.Seal.Key}
 		for _, rep := range r.detail.Replicas {
 			if rep.State == catalog.ReplicaVerified {
 				copies[rep.Provider] = rep.Key
+				if rep.VerifiedSHA256 != b.Seal.CipherSHA256 {
+					t.Errorf("%s: the %s copy was verified as %s, the seal records %s", name, rep.Provider, rep.VerifiedSHA256, b.Seal.CipherSHA256)
+				}
 			}
 		}
+		decrypt := []string{"supabase", "s3", "gcs"}[i%3]
 		for where, key := range copies {
-			read, ok := s.Read[where]
-			if !ok {
-				t.Errorf("%s: copy on %s, a provider this test cannot read", name, where)
-				continue
-			}
 			wg.Add(1)
 			sem <- struct{}{}
 			go func() {
 				defer wg.Done()
 				defer func() { <-sem }()
-				got, n, err := read(ctx, key)
-				mu.Lock()
-				defer mu.Unlock()
-				switch {
-				case err != nil:
-					t.Errorf("%s: read back %s/%s: %v", name, where, key, err)
-				case got != r.sha || n != r.size:
-					t.Errorf("%s: %s copy has %d bytes sha256 %s, want %d bytes %s", name, where, n, got, r.size, r.sha)
+				err := s.checkSealedCopy(ctx, where, key, b, r.sha, where == decrypt)
+				if err != nil {
+					mu.Lock()
+					t.Errorf("%s: %v", name, err)
+					mu.Unlock()
 				}
 			}()
 		}
@@ -220,43 +227,60 @@ func replicaSummary(d api.BackupDetail) string {
 // code under test.
 type copyReader func(ctx context.Context, key string) (sha string, n int64, err error)
 
-func copyReaders(s *stack.Stack) map[string]copyReader {
-	s3c := s3.NewFromConfig(s.AWS, func(o *s3.Options) { o.UsePathStyle = true })
-	fromS3 := func(bucket string) copyReader {
-		return func(ctx context.Context, key string) (string, int64, error) {
-			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+// copyReaders hashes what copyOpeners stream.
+func copyReaders(open map[string]copyOpener) map[string]copyReader {
+	out := map[string]copyReader{}
+	for where, o := range open {
+		out[where] = func(ctx context.Context, key string) (string, int64, error) {
+			rc, err := o(ctx, key)
 			if err != nil {
 				return "", 0, err
 			}
-			defer out.Body.Close()
-			return hashStream(out.Body)
+			defer rc.Close()
+			return hashStream(rc)
 		}
 	}
-	get := func(ctx context.Context, u string, header http.Header) (string, int64, error) {
+	return out
+}
+
+// copyOpeners stream an object straight from each place's emulator, by
+// provider name, "s3-standby" and "landing".
+func copyOpeners(s *stack.Stack) map[string]copyOpener {
+	s3c := s3.NewFromConfig(s.AWS, func(o *s3.Options) { o.UsePathStyle = true })
+	fromS3 := func(bucket string) copyOpener {
+		return func(ctx context.Context, key string) (io.ReadCloser, error) {
+			out, err := s3c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+			if err != nil {
+				return nil, err
+			}
+			return out.Body, nil
+		}
+	}
+	get := func(ctx context.Context, u string, header http.Header) (io.ReadCloser, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
-			return "", 0, err
+			return nil, err
 		}
 		req.Header = header
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return "", 0, err
+			return nil, err
 		}
-		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-			return "", 0, fmt.Errorf("GET %s: HTTP %d %s", u, resp.StatusCode, b)
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET %s: HTTP %d %s", u, resp.StatusCode, b)
 		}
-		return hashStream(resp.Body)
+		return resp.Body, nil
 	}
-	return map[string]copyReader{
+	return map[string]copyOpener{
 		"landing":    fromS3(s.Buckets.Landing),
 		"s3":         fromS3(s.Buckets.S3),
 		"s3-standby": fromS3(s.Buckets.Standby),
-		"gcs": func(ctx context.Context, key string) (string, int64, error) {
+		"gcs": func(ctx context.Context, key string) (io.ReadCloser, error) {
 			return get(ctx, s.GCS.URL+"/download/storage/v1/b/"+s.Buckets.GCS+"/o/"+url.PathEscape(key)+"?alt=media", http.Header{})
 		},
-		"supabase": func(ctx context.Context, key string) (string, int64, error) {
+		"supabase": func(ctx context.Context, key string) (io.ReadCloser, error) {
 			h := http.Header{"Authorization": {"Bearer " + s.Supabase.ServiceKey}, "Apikey": {s.Supabase.ServiceKey}}
 			return get(ctx, s.Supabase.URL+"/storage/v1/object/authenticated/"+s.Buckets.Supabase+"/"+key, h)
 		},
@@ -270,7 +294,8 @@ func hashStream(r io.Reader) (string, int64, error) {
 }
 
 // patternData is size bytes of deterministic noise generated on demand,
-// so large backups never sit in memory; ReadAt serves any range.
+// so large backups never sit in memory; ReadAt serves any range. Every
+// 64 KiB block starts with plaintextMarker.
 type patternData struct {
 	seed uint64
 	size int64
@@ -283,6 +308,7 @@ func (p patternData) block(i int64, buf []byte) {
 	binary.LittleEndian.PutUint64(key[:], p.seed)
 	binary.LittleEndian.PutUint64(key[8:], uint64(i))
 	rand.NewChaCha8(key).Read(buf)
+	copy(buf, plaintextMarker) // what no provider copy may contain
 }
 
 // ReadAt implements io.ReaderAt.

@@ -17,13 +17,15 @@ import (
 	"github.com/wedsync/backup-replication/infra/local/stack"
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/seal"
 )
 
-// TestDownloadAndVerify: a download link serves the very bytes uploaded;
-// verify finds every copy intact, then finds the copies altered behind the
-// system's back (one with the same length, one truncated, straight on
-// their emulators), marks them FAILED, the backup is no longer PROTECTED,
-// and the next download comes from the one intact copy.
+// TestDownloadAndVerify: a download link serves the sealed copy, which
+// the data key released with it decrypts to the very bytes uploaded;
+// verify finds every copy intact (the sealed bytes), then finds the copies
+// altered behind the system's back (one byte flipped, one truncated,
+// straight on their emulators), marks them FAILED, the backup is no longer
+// PROTECTED, and the next download comes from the one intact copy.
 func TestDownloadAndVerify(t *testing.T) {
 	t.Parallel()
 	e := sharedStack(t)
@@ -33,23 +35,26 @@ func TestDownloadAndVerify(t *testing.T) {
 	if err := x.upload(ctx, c); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := waitStatus(t, c, x.ID, 10*time.Minute, apiclient.Protected); err != nil {
-		t.Fatalf("%v (replicas: %s)", err, replicaSummary(d))
+	protected, err := waitStatus(t, c, x.ID, 10*time.Minute, apiclient.Protected)
+	if err != nil {
+		t.Fatalf("%v (replicas: %s)", err, replicaSummary(protected))
+	}
+	sealed := protected.Backup.Seal
+	if sealed == nil {
+		t.Fatal("PROTECTED without a seal")
 	}
 
 	first := downloadBytes(t, c, x)
 	report := verifyBackup(t, c, x.ID)
 	for _, p := range replicaProviders {
-		if ck, ok := report[p]; !ok || !ck.OK || ck.SHA256 != x.SHA || ck.Bytes != x.Data.size {
-			t.Errorf("verify of an intact %s copy: %+v", p, ck)
+		if ck, ok := report[p]; !ok || !ck.OK || ck.SHA256 != sealed.CipherSHA256 || ck.Bytes != sealed.CipherSize {
+			t.Errorf("verify of an intact %s copy: %+v, want the sealed %d bytes %s", p, ck, sealed.CipherSize, sealed.CipherSHA256)
 		}
 	}
 
-	// Alter two copies directly on their emulators.
-	orig := make([]byte, x.Data.size)
-	if _, err := x.Data.ReadAt(orig, 0); err != nil {
-		t.Fatal(err)
-	}
+	// Alter two copies directly on their emulators: one byte of the sealed
+	// bytes flipped, and the sealed bytes one short.
+	orig := readAll(t, e, first, x.Key)
 	flipped := bytes.Clone(orig)
 	flipped[len(flipped)/2] ^= 0x01
 	altered := map[string][]byte{first: flipped, otherThan(first, "gcs", "supabase"): orig[:len(orig)-1]}
@@ -92,30 +97,59 @@ func TestDownloadAndVerify(t *testing.T) {
 }
 
 // downloadBytes asks for a download link, fetches it without credentials
-// and checks the bytes; it returns the provider that served them.
+// and checks the bytes: the sealed copy, which the data key released with
+// the link decrypts to the upload; it returns the provider that served
+// them.
 func downloadBytes(t *testing.T, c *apiclient.Client, x pipelineBackup) string {
 	t.Helper()
 	var dl api.Download
 	if err := c.Do(t.Context(), http.MethodGet, "/backups/"+x.ID+"/download", nil, &dl); err != nil {
 		t.Fatalf("GET /backups/%s/download: %v", x.ID, err)
 	}
-	if dl.SHA256 != x.SHA || dl.Size != x.Data.size || dl.URL == "" {
-		t.Errorf("download answer %s/%d bytes from %q, want %s/%d", dl.SHA256, dl.Size, dl.Provider, x.SHA, x.Data.size)
+	if dl.SHA256 != x.SHA || dl.Size != x.Data.size || dl.URL == "" || dl.Sealed == nil || dl.CipherSHA256 == "" {
+		t.Fatalf("download answer %s/%d bytes from %q (sealed %v, cipher %q), want %s/%d, sealed", dl.SHA256, dl.Size,
+			dl.Provider, dl.Sealed != nil, dl.CipherSHA256, x.SHA, x.Data.size)
 	}
 	resp, err := http.Get(dl.URL)
 	if err != nil {
 		t.Fatalf("fetch the %s download link: %v", dl.Provider, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("fetch the %s download link: HTTP %d", dl.Provider, resp.StatusCode)
+	}
+	ch, scan := sha256.New(), &markerScan{}
+	_, plain, err := seal.Open(io.TeeReader(resp.Body, io.MultiWriter(ch, scan)), dl.Sealed.DataKey)
+	if err != nil {
+		t.Fatalf("the %s download does not open with the released key: %v", dl.Provider, err)
+	}
 	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
-	if resp.StatusCode != http.StatusOK || err != nil {
-		t.Fatalf("fetch the %s download link: HTTP %d (%v)", dl.Provider, resp.StatusCode, err)
+	n, err := io.Copy(h, plain)
+	if err != nil {
+		t.Fatalf("decrypt the %s download: %v", dl.Provider, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != x.SHA || n != x.Data.size {
-		t.Errorf("%s download served %d bytes %s, want %d bytes %s", dl.Provider, n, got, x.Data.size, x.SHA)
+		t.Errorf("%s download decrypts to %d bytes %s, want %d bytes %s", dl.Provider, n, got, x.Data.size, x.SHA)
+	}
+	if got := hex.EncodeToString(ch.Sum(nil)); got != dl.CipherSHA256 || scan.found {
+		t.Errorf("%s download served sha256 %s (marker %v), want the sealed %s", dl.Provider, got, scan.found, dl.CipherSHA256)
 	}
 	return dl.Provider
+}
+
+// readAll reads a copy straight from its emulator.
+func readAll(t *testing.T, e *sharedEnv, where, key string) []byte {
+	t.Helper()
+	rc, err := e.Open[where](t.Context(), key)
+	if err != nil {
+		t.Fatalf("read the %s copy: %v", where, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("read the %s copy: %v", where, err)
+	}
+	return b
 }
 
 // verifyBackup calls POST /backups/{id}/verify and indexes its report.

@@ -105,7 +105,7 @@ func startDeadLetters(e *sharedEnv) *deadLetterRun {
 	if r.err = r.good.upload(ctx, c); r.err != nil {
 		return r
 	}
-	ev, err := e.landedEvent(ctx, r.good)
+	ev, err := e.sealedEvent(ctx, r.good)
 	if r.err = err; err != nil {
 		return r
 	}

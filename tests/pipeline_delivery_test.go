@@ -14,14 +14,15 @@ import (
 )
 
 // TestDuplicateAndReorderedEvents: delivery is at least once and in no
-// particular order. Events sent straight to the provider queues, as
-// EventBridge would send them: each backup's event before its bytes have
-// landed and in the reverse order of the uploads (a reordered pair), the
-// same event twice more while the real one is being copied, and twice
-// again once the backup is PROTECTED. Every message is consumed, never
-// dead-lettered, and each provider ends with exactly one replica and one
-// object per backup, none on the standby, none half-written, and the late
-// duplicates copy nothing again.
+// particular order. Sealed objects' events sent straight to the provider
+// queues, as EventBridge would send them: each backup's event before its
+// bytes have landed (let alone been sealed) and in the reverse order of
+// the uploads (a reordered pair), the same event twice more while the real
+// one is being copied, and twice again once the backup is PROTECTED.
+// Every message is consumed, never dead-lettered, and each provider ends
+// with exactly one replica and one object per backup (the sealed bytes),
+// none on the standby, none half-written; the landing bucket keeps the
+// sealed objects and no plaintext; the late duplicates copy nothing again.
 func TestDuplicateAndReorderedEvents(t *testing.T) {
 	t.Parallel()
 	e := sharedStack(t)
@@ -47,10 +48,10 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 	}
 
 	// Out of order: B's event, then A's, before either has landed. Each
-	// function must see them fail (nothing to read yet) before the uploads.
+	// function must see them fail (nothing sealed yet) before the uploads.
 	early := map[string]string{}
 	for _, x := range backups {
-		early[x.ID] = objectCreated(e, x.Key, x.Data.size, "", "PutObject")
+		early[x.ID] = objectCreated(e, sealedKeyOf(x), x.Data.size, "", "PutObject")
 	}
 	sendAll("early", early, []pipelineBackup{b, a}, 1)
 	for _, p := range replicaProviders {
@@ -72,7 +73,7 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 	}
 	landed := map[string]string{}
 	for _, x := range backups {
-		landed[x.ID] = landedEvent(t, e, x)
+		landed[x.ID] = sealedEventOf(t, e, x)
 	}
 	sendAll("duplicate", landed, backups, 2)
 
@@ -96,6 +97,7 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 		}
 	}
 
+	sealed := map[string]catalog.Backup{}
 	for _, x := range backups {
 		d, err := c.Backup(ctx, x.ID)
 		if err != nil {
@@ -104,6 +106,11 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 		if d.Backup.Status != catalog.StatusProtected {
 			t.Errorf("%s is %s after the duplicates: %s", x.ID, d.Backup.Status, d.Backup.StatusReason)
 		}
+		if d.Backup.Seal == nil {
+			t.Errorf("%s is not sealed", x.ID)
+			continue
+		}
+		sealed[x.ID] = d.Backup
 		reps := replicasByProvider(t, d)
 		before := replicasByProvider(t, protected[x.ID])
 		for _, p := range replicaProviders {
@@ -111,8 +118,8 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 			switch {
 			case !ok:
 				t.Errorf("%s: no replica on %s", x.ID, p)
-			case r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != x.SHA:
-				t.Errorf("%s: %s replica %s sha256 %q, want VERIFIED %s", x.ID, p, r.State, r.VerifiedSHA256, x.SHA)
+			case r.State != catalog.ReplicaVerified || r.VerifiedSHA256 != d.Backup.Seal.CipherSHA256:
+				t.Errorf("%s: %s replica %s sha256 %q, want VERIFIED %s (sealed)", x.ID, p, r.State, r.VerifiedSHA256, d.Backup.Seal.CipherSHA256)
 			case x.ID == a.ID && !sameTime(r.VerifiedAt, before[p].VerifiedAt):
 				t.Errorf("%s: the late duplicates copied to %s again (verified at %v, then %v)", x.ID, p, before[p].VerifiedAt, r.VerifiedAt)
 			}
@@ -122,11 +129,15 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 		}
 	}
 	// Behind the system's back: one object per backup on each provider, no
-	// unfinished upload, nothing on the standby.
-	want := fmt.Sprint([]string{a.Key, b.Key})
-	if a.Key > b.Key {
-		want = fmt.Sprint([]string{b.Key, a.Key})
+	// unfinished upload, nothing on the standby; in the landing bucket the
+	// sealed objects and no plaintext.
+	sorted := func(a, b string) string {
+		if a > b {
+			a, b = b, a
+		}
+		return fmt.Sprint([]string{a, b})
 	}
+	want := sorted(a.Key, b.Key)
 	for _, where := range copyPlaces {
 		keys, err := e.listKeys(ctx, where, "backups/"+org+"/")
 		if err != nil {
@@ -134,16 +145,23 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 			continue
 		}
 		switch {
-		case where == "s3-standby" && len(keys) > 0:
-			t.Errorf("the standby holds %v; no provider was down", keys)
-		case where != "s3-standby" && fmt.Sprint(keys) != want:
+		case (where == "s3-standby" || where == "landing") && len(keys) > 0:
+			t.Errorf("%s holds %v; no provider was down and sealed uploads are deleted", where, keys)
+		case where != "s3-standby" && where != "landing" && fmt.Sprint(keys) != want:
 			t.Errorf("%s holds %v, want exactly %s", where, keys, want)
 		}
 	}
+	if keys, err := e.listKeys(ctx, "landing", "sealed/"+org+"/"); err != nil || fmt.Sprint(keys) != sorted(sealedKeyOf(a), sealedKeyOf(b)) {
+		t.Errorf("the landing bucket's sealed objects: %v (%v), want %s", keys, err, sorted(sealedKeyOf(a), sealedKeyOf(b)))
+	}
 	for _, x := range backups {
-		for _, p := range replicaProviders {
-			if got, n, err := e.Read[p](ctx, x.Key); err != nil || got != x.SHA || n != x.Data.size {
-				t.Errorf("%s copy of %s: %d bytes %s (%v), want %d bytes %s", p, x.ID, n, got, err, x.Data.size, x.SHA)
+		sb, ok := sealed[x.ID]
+		if !ok {
+			continue
+		}
+		for i, p := range replicaProviders {
+			if err := e.checkSealedCopy(ctx, p, x.Key, sb, x.SHA, i == 0); err != nil {
+				t.Errorf("%s: %v", x.ID, err)
 			}
 		}
 	}
@@ -151,11 +169,13 @@ func TestDuplicateAndReorderedEvents(t *testing.T) {
 }
 
 // TestWrongSHA256Fails: bytes that do not match the SHA-256 declared at
-// registration are never replicated. Uploaded in one PUT, S3 itself may
-// refuse them (the API signs the declared checksum into the URL): then
-// nothing lands. Uploaded in parts (no whole-object checksum), they land,
-// and the backup becomes FAILED with the reason, while no provider, nor
-// the standby, keeps any object of it.
+// registration are never sealed nor replicated. Uploaded in one PUT, S3
+// itself may refuse them (the API signs the declared checksum into the
+// URL): then nothing lands. Uploaded in parts (no whole-object checksum),
+// they land, the seal step finds the mismatch while sealing, and the
+// backup becomes FAILED with the reason, while no sealed object is left
+// in the landing bucket and no provider, nor the standby, keeps any
+// object of it.
 func TestWrongSHA256Fails(t *testing.T) {
 	t.Parallel()
 	e := sharedStack(t)
@@ -189,16 +209,21 @@ func TestWrongSHA256Fails(t *testing.T) {
 		if !regexp.MustCompile(`(?i)sha-?256`).MatchString(d.Backup.StatusReason) {
 			t.Errorf("%s: FAILED with reason %q, which does not say the SHA-256 differs", tc.name, d.Backup.StatusReason)
 		}
-		// Wait until every provider's function has been through the event,
-		// then look at every provider directly.
-		for _, p := range replicaProviders {
-			wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-			lines, err := e.Log.WaitFor(wctx, 1, consumedLine(replicateLine(p, x.ID)))
-			cancel()
-			if err != nil {
-				t.Errorf("%s: %s never finished with the event: %v", tc.name, p, err)
-			}
-			t.Logf("%s: %s: %s", tc.name, p, fieldOf(lastOf(lines), "outcome"))
+		// Wait until the seal step has been through the event (nothing is
+		// sealed, so no provider's function gets one), then look at every
+		// provider directly.
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		lines, err := e.Log.WaitFor(wctx, 1, consumedLine(sealLine(x.ID)))
+		cancel()
+		if err != nil {
+			t.Errorf("%s: the seal step never finished with the event: %v", tc.name, err)
+		}
+		t.Logf("%s: seal: %s", tc.name, fieldOf(lastOf(lines), "outcome"))
+		if d.Backup.Seal != nil {
+			t.Errorf("%s: a backup whose bytes do not match was sealed: %+v", tc.name, d.Backup.Seal)
+		}
+		if keys, err := e.listKeys(ctx, "landing", sealedKeyOf(x)); err != nil || len(keys) > 0 {
+			t.Errorf("%s: the landing bucket holds %v (%v) sealed from bytes that do not match", tc.name, keys, err)
 		}
 		for _, r := range d.Replicas {
 			if r.State == catalog.ReplicaVerified {

@@ -84,8 +84,10 @@ func waitStatus(t *testing.T, c *apiclient.Client, id string, timeout time.Durat
 	return c.Wait(ctx, id, 500*time.Millisecond, done, nil)
 }
 
-// objectCreated is the body EventBridge puts on the replication queues for
-// an object of the landing bucket (the shape of events/replicate-sqs.json).
+// objectCreated is the body EventBridge puts on the seal and replication
+// queues for an object of the landing bucket (the shape of
+// events/replicate-sqs.json): the seal queue gets uploads (backups/), the
+// replication queues sealed objects (sealed/; see sealedEvent).
 func objectCreated(e *sharedEnv, key string, size int64, etag, reason string) string {
 	b, _ := json.Marshal(map[string]any{
 		"version": "0", "id": api.NewID(time.Now()), "detail-type": "Object Created", "source": "aws.s3",
@@ -98,25 +100,6 @@ func objectCreated(e *sharedEnv, key string, size int64, etag, reason string) st
 		},
 	})
 	return string(b)
-}
-
-// landedEvent is the event of a landed backup, with the landing object's
-// own size and ETag.
-func landedEvent(t *testing.T, e *sharedEnv, b pipelineBackup) string {
-	t.Helper()
-	ev, err := e.landedEvent(t.Context(), b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev
-}
-
-func (e *sharedEnv) landedEvent(ctx context.Context, b pipelineBackup) (string, error) {
-	head, err := e.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e.Buckets.Landing), Key: aws.String(b.Key)})
-	if err != nil {
-		return "", fmt.Errorf("landing object %s: %w", b.Key, err)
-	}
-	return objectCreated(e, b.Key, aws.ToInt64(head.ContentLength), strings.Trim(aws.ToString(head.ETag), `"`), "PutObject"), nil
 }
 
 // copyPlaces are where copies can be, by name: the three providers, the

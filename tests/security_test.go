@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/golang-jwt/jwt/v5"
@@ -32,9 +34,11 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/credentials"
 	"github.com/wedsync/backup-replication/shared/credentials/credtest"
+	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/policy"
 	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/rotate"
+	"github.com/wedsync/backup-replication/shared/sealer"
 	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/storage/decorate"
@@ -52,8 +56,10 @@ var secForbidden = []string{"X-Amz-Signature", "X-Amz-Credential", "token=", "Be
 // captured by one JSON handler, then scans the capture for each secret
 // value the run handled and for the spellings of credentials and signed
 // URLs. The run: the API (create a backup and its presigned upload, read
-// it, a download URL, the providers' canaries, refused tokens), the
-// replicate handlers of the three providers through the credentials layer,
+// it, a download URL with its released data key, the providers' canaries,
+// refused tokens), the seal step (KMS data key, whose bytes are on the
+// list), the replicate handlers of the three providers through the
+// credentials layer,
 // a rotation of all three secrets with the old credentials revoked at once
 // (so providers are refused and reload), the canary check, and a guard
 // whose credentials are refused.
@@ -170,8 +176,21 @@ func TestNoSecretInLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Envelope keys: a KMS key for organisations and the keys table.
+	orgKey, err := kms.NewFromConfig(admin).CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("sec org key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keysTable := "sec-keys-" + secHex(3)
+	if err := keys.EnsureTable(ctx, db, keysTable); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := keys.New(keys.Config{Table: keysTable, DefaultKeyID: aws.ToString(orgKey.KeyMetadata.Arn)}, kms.NewFromConfig(admin), db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	apiH, err := api.New(api.Config{}, api.Deps{Store: store, Landing: api.NewS3Landing(s3c, landing), Auth: auth,
-		Providers: providers, Policy: policy.DefaultTable(), Logger: log})
+		Providers: providers, Policy: policy.DefaultTable(), Keys: ks, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,8 +254,21 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// 2. Replicate it to the three providers.
-	msg := secLanded(landing, created.Backup)
+	// 2. Seal it (the data key must never be logged), then replicate the
+	// sealed object to the three providers.
+	sl, err := sealer.New(sealer.Config{LandingBucket: landing}, sealer.Deps{Landing: s3c, Store: store, Keys: ks, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := sl.Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{secLanded(landing, created.Backup, created.Backup.LandingKey)}}); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("seal: %v %v", resp, err)
+	}
+	dataKey, _, err := ks.Open(ctx, org, created.Backup.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	never.add(hex.EncodeToString(dataKey), base64.StdEncoding.EncodeToString(dataKey), base64.RawURLEncoding.EncodeToString(dataKey))
+	msg := secLanded(landing, created.Backup, sealer.SealedKey(org, created.Backup.ID))
 	for name, p := range providers {
 		h, err := replicate.New(replicate.Config{Provider: name, LandingBucket: landing}, replicate.Deps{Provider: p,
 			Landing: replicate.NewLanding(s3c, landing, moto.URL), Store: store, Policy: policy.DefaultTable(), Logger: log})
@@ -254,10 +286,13 @@ func TestNoSecretInLogs(t *testing.T) {
 	}
 	status, body = call("GET", "/backups/"+created.Backup.ID+"/download", token, nil)
 	var dl struct {
-		URL string `json:"url"`
+		URL    string `json:"url"`
+		Sealed *struct {
+			DataKey []byte `json:"dataKey"`
+		} `json:"sealed"`
 	}
-	if status != 200 || json.Unmarshal(body, &dl) != nil || dl.URL == "" {
-		t.Fatalf("GET download: %d %s", status, body)
+	if status != 200 || json.Unmarshal(body, &dl) != nil || dl.URL == "" || dl.Sealed == nil || !bytes.Equal(dl.Sealed.DataKey, dataKey) {
+		t.Fatalf("GET download: %d %.300s", status, body)
 	}
 	never.addURL(dl.URL)
 	if status, body := call("GET", "/providers/validate", token, nil); status != 200 {
@@ -403,12 +438,14 @@ func secToken(t *testing.T, key, org string, ttl time.Duration) string {
 	return s
 }
 
-// secLanded is the SQS message EventBridge delivers for b's landing.
-func secLanded(bucket string, b catalog.Backup) events.SQSMessage {
+// secLanded is the SQS message EventBridge delivers for an object of b:
+// its upload (the seal queue's) or its sealed object (the replicate
+// queues').
+func secLanded(bucket string, b catalog.Backup, key string) events.SQSMessage {
 	body := fmt.Sprintf(`{"version":"0","id":"%s","detail-type":"Object Created","source":"aws.s3","account":"123456789012",
 "time":"2026-06-01T12:00:00Z","region":"us-east-1","resources":["arn:aws:s3:::%s"],
 "detail":{"version":"0","bucket":{"name":"%s"},"object":{"key":"%s","size":%d,"etag":"abc","sequencer":"00"},
-"request-id":"R","requester":"123456789012","reason":"PutObject"}}`, secHex(8), bucket, bucket, b.LandingKey, b.Size)
+"request-id":"R","requester":"123456789012","reason":"PutObject"}}`, secHex(8), bucket, bucket, key, b.Size)
 	return events.SQSMessage{MessageId: "m-" + b.ID, Body: body, Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
 }
 

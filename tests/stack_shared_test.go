@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/wedsync/backup-replication/infra/local/stack"
+	"github.com/wedsync/backup-replication/shared/keys"
 )
 
 // sharedMaxReceives is the queues' maxReceiveCount in the shared stack (the
@@ -36,8 +37,12 @@ type sharedEnv struct {
 	S3  *s3.Client
 	SQS *sqs.Client
 	// Read reads a copy straight from its emulator, by provider name (and
-	// "landing").
+	// "landing"); Open streams it.
 	Read map[string]copyReader
+	Open map[string]copyOpener
+	// Keys unwraps backups' data keys (the keys table and KMS), to decrypt
+	// copies as an operator's restore would.
+	Keys *keys.Store
 	// deadLetters is the dead-letter scenario, started with the stack.
 	deadLetters *deadLetterRun
 }
@@ -60,7 +65,7 @@ func TestMain(m *testing.M) {
 }
 
 // e2eFunctions are the functions an end-to-end run needs.
-var e2eFunctions = []string{"ApiFunction", "ReplicateSupabaseFunction", "ReplicateS3Function", "ReplicateGcsFunction"}
+var e2eFunctions = []string{"ApiFunction", "SealFunction", "ReplicateSupabaseFunction", "ReplicateS3Function", "ReplicateGcsFunction"}
 
 // sharedStack returns the shared local stack, starting it on first use.
 // It skips the test while a function the pipeline needs does not exist,
@@ -97,11 +102,21 @@ func sharedStack(t *testing.T) *sharedEnv {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "shared local stack started in %s (log: tests/artifacts/shared-stack.log)\n", time.Since(start).Round(time.Second))
+		ks, err := sealKeys(s)
+		if err != nil {
+			s.Close()
+			tap.Close()
+			sharedErr = err
+			return
+		}
+		open := copyOpeners(s)
 		sharedVal = &sharedEnv{
 			Stack: s, Log: tap,
 			S3:   s3.NewFromConfig(s.AWS, func(o *s3.Options) { o.UsePathStyle = true }),
 			SQS:  sqs.NewFromConfig(s.AWS),
-			Read: copyReaders(s),
+			Read: copyReaders(open),
+			Open: open,
+			Keys: ks,
 		}
 		sharedVal.deadLetters = startDeadLetters(sharedVal)
 	})

@@ -2,7 +2,8 @@ package tests
 
 // Live progress end to end, in process: the real API handler (with the
 // dashboard), the real ws handler behind the local WebSocket gateway, the
-// real replicate handlers copying to the three real providers on their
+// real seal step (KMS and the keys table on moto), the real replicate
+// handlers copying the sealed object to the three real providers on their
 // emulators, and the one publisher between replicate and the sockets.
 //
 // What is not the deployed path: the S3 "Object Created" → EventBridge →
@@ -32,6 +33,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/coder/websocket"
 
@@ -44,9 +46,11 @@ import (
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
 	"github.com/wedsync/backup-replication/shared/dashboard"
+	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/providers"
 	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/replicate"
+	"github.com/wedsync/backup-replication/shared/sealer"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/ws"
 )
@@ -67,6 +71,8 @@ type liveWorld struct {
 	pub      *publish.Publisher
 	apiURL   string
 	handlers map[string]*replicate.Handler
+	sealer   *sealer.Handler
+	store    *catalog.Dynamo
 	// providers are the replica providers as the handlers use them; the
 	// GCS one goes through gcsProxy, where a test breaks it.
 	providers map[string]storage.Provider
@@ -167,6 +173,14 @@ func (w *liveWorld) startCopies() {
 	// before 8b26a2a that broke resumable uploads over 32 MiB).
 	w.env["GCS_BUCKET"], w.env["GCS_ENDPOINT"] = "offsite", w.gcsProxy.URL+"/storage/v1/"
 	w.env["SUPABASE_URL"], w.env["SUPABASE_BUCKET"], w.env["SUPABASE_SERVICE_KEY"] = w.supabase.URL, "backups", w.supabase.ServiceKey
+	orgKey, err := kms.NewFromConfig(w.awsCfg).CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("organisations' key")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.env["KEYS_TABLE"], w.env["KMS_KEY_ID"] = "keys-"+strings.ToLower(api.NewID(time.Now())[18:]), aws.ToString(orgKey.KeyMetadata.Arn)
+	if err := keys.EnsureTable(ctx, dynamodb.NewFromConfig(w.awsCfg), w.env["KEYS_TABLE"]); err != nil {
+		t.Fatal(err)
+	}
 	s3c := s3.NewFromConfig(w.awsCfg, func(o *s3.Options) { o.UsePathStyle = true })
 	for _, b := range []string{w.env["LANDING_BUCKET"], w.env["S3_REPLICA_BUCKET"]} {
 		if _, err := s3c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
@@ -228,6 +242,15 @@ func (w *liveWorld) startCopies() {
 		w.handlers[name] = h
 		w.providers[name] = ps[name]
 	}
+	// The seal step, wired as functions/seal does.
+	sc, err := config.LoadSeal(config.Map(w.env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.sealer, err = sealer.Wire(ctx, sc, w.awsCfg, w.log.With("function", "seal"), io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	w.store, _ = catalog.NewDynamo(dynamodb.NewFromConfig(w.awsCfg), catalog.Config{BackupsTable: w.env["BACKUPS_TABLE"], ReplicasTable: w.env["REPLICAS_TABLE"]})
 }
 
 // stopGateway closes the WebSocket gateway (every socket closes);
@@ -280,22 +303,35 @@ func (w *liveWorld) upload(ctx context.Context, c *apiclient.Client, org, name s
 	return created.Backup, c.Upload(ctx, created.Upload, data, data.size)
 }
 
-// replicate delivers the landing's "Object Created" event to every
-// provider's handler at once, as their SQS queues would, and reports
-// batch item failures.
-func (w *liveWorld) replicate(ctx context.Context, b catalog.Backup) error {
-	body := fmt.Sprintf(`{"version":"0","id":"%s","detail-type":"Object Created","source":"aws.s3","account":"123456789012",
+// replicate delivers the upload's "Object Created" event to the seal step,
+// then its sealed object's to every provider's handler at once, as their
+// SQS queues would, and reports batch item failures; it returns the
+// sealed backup.
+func (w *liveWorld) replicate(ctx context.Context, b catalog.Backup) (catalog.Backup, error) {
+	event := func(key string, size int64) string {
+		return fmt.Sprintf(`{"version":"0","id":"%s","detail-type":"Object Created","source":"aws.s3","account":"123456789012",
 "time":"%s","region":"us-east-1","resources":["arn:aws:s3:::%s"],"detail":{"version":"0","bucket":{"name":"%s"},
 "object":{"key":"%s","size":%d,"etag":"x","sequencer":"00"},"request-id":"R","requester":"123456789012","reason":"PutObject"}}`,
-		api.NewID(time.Now()), time.Now().UTC().Format(time.RFC3339), w.env["LANDING_BUCKET"], w.env["LANDING_BUCKET"], b.LandingKey, b.Size)
+			api.NewID(time.Now()), time.Now().UTC().Format(time.RFC3339), w.env["LANDING_BUCKET"], w.env["LANDING_BUCKET"], key, size)
+	}
+	msg := func(id, body string) events.SQSEvent {
+		return events.SQSEvent{Records: []events.SQSMessage{{MessageId: id, Body: body, Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}}
+	}
+	if resp, err := w.sealer.Handle(ctx, msg("m-seal", event(b.LandingKey, b.Size))); err != nil || len(resp.BatchItemFailures) > 0 {
+		return b, fmt.Errorf("seal: the message went back to the queue (see the test's log) %v", err)
+	}
+	sb, err := w.store.GetBackup(ctx, b.ID)
+	if err != nil || sb.Seal == nil {
+		return b, fmt.Errorf("backup %s not sealed (%v)", b.ID, err)
+	}
+	body := event(sb.Seal.Key, sb.Seal.CipherSize)
 	var wg sync.WaitGroup
 	errs := make([]error, len(liveProviders))
 	for i, name := range liveProviders {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := w.handlers[name].Handle(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-" + name, Body: body,
-				Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}})
+			resp, err := w.handlers[name].Handle(ctx, msg("m-"+name, body))
 			if err == nil && len(resp.BatchItemFailures) > 0 {
 				err = fmt.Errorf("%s: the message went back to the queue (see the test's log)", name)
 			}
@@ -305,10 +341,10 @@ func (w *liveWorld) replicate(ctx context.Context, b catalog.Backup) error {
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return err
+			return sb, err
 		}
 	}
-	return nil
+	return sb, nil
 }
 
 // liveClient is a Go WebSocket client of the gateway.
@@ -384,7 +420,8 @@ func TestLiveProgressOf100MiBBackup(t *testing.T) {
 	if err := c.Upload(ctx, created.Upload, data, data.size); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.replicate(ctx, b); err != nil {
+	sealed, err := w.replicate(ctx, b)
+	if err != nil {
 		t.Fatal(err)
 	}
 
@@ -396,7 +433,8 @@ func TestLiveProgressOf100MiBBackup(t *testing.T) {
 			break
 		}
 	}
-	checkLiveOrder(t, msgs, b.ID, data.size)
+	// The copies are the sealed bytes: progress counts those.
+	checkLiveOrder(t, msgs, b.ID, sealed.Seal.CipherSize)
 	if d, err := c.Backup(ctx, b.ID); err != nil || d.Backup.Status != catalog.StatusProtected {
 		t.Errorf("the catalog says %s (%v), the socket said PROTECTED", d.Backup.Status, err)
 	}
