@@ -60,7 +60,7 @@ bench: tools
 
 ## dev: the whole system on this machine, no cloud account
 dev: tools build
-	$(GO) run ./infra/local
+	$(GO) run ./infra/local -ready-file $(BUILD_DIR)/dev-ready.json
 
 ## demo: upload a sample wedding archive to a running `make dev` and watch it reach PROTECTED
 demo:

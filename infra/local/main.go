@@ -95,10 +95,11 @@ func printWelcome(s *stack.Stack, org, token string) {
 	fmt.Printf(`
 WedSync backup replication — local stack is up.
 
-  HTTP API     %s   (dashboard: %s/)
+  HTTP API     %s
+  dashboard    %s/#token=%s
   WebSocket    %s?token=…   (live progress)
   functions    %s
-`, s.APIURL, s.APIURL, s.WebSocketURL, strings.Join(s.Running(), ", "))
+`, s.APIURL, s.APIURL, token, s.WebSocketURL, strings.Join(s.Running(), ", "))
 	ids := make([]string, 0, len(s.Skipped))
 	for id := range s.Skipped {
 		ids = append(ids, id)
@@ -119,6 +120,10 @@ Upload a file (a dev token for organization %s, valid 12 h):
   curl -s -X PUT --data-binary @"$f" $(jq -r '.upload.headers | to_entries[] | "-H \(.key):\(.value)"' created.json) "$(jq -r .upload.url created.json)"
   curl -s "$API/backups/$(jq -r .backup.id created.json)" -H "Authorization: Bearer $TOKEN" | jq '.backup.status, .replicas'
 
-Or run `+"`make demo`"+` in another terminal. Ctrl-C stops everything.
+Restore it (decrypted, checked against its SHA-256):
+
+  go run ./infra/restore -api "$API" -token "$TOKEN" -backup "$(jq -r .backup.id created.json)" -o restored-"$f"
+
+Or run `+"`make demo`"+` in another terminal (it signs in as this organization). Ctrl-C stops everything.
 `, s.Moto.URL, s.GCS.URL, s.Supabase.URL, org, s.APIURL, org, token)
 }
