@@ -216,7 +216,8 @@ func LoadHealth(getenv Getenv) (Health, error) {
 	r := &reader{get: getenv}
 	out := Health{Common: c, AlertTopicARN: r.str("ALERT_TOPIC_ARN", ""),
 		AlertWebhookURL: r.secret("ALERT_WEBHOOK_URL"), Queues: map[string]Queue{}}
-	for _, name := range []string{NameSupabase, NameS3, NameGCS, NameS3Standby} {
+	// "seal" is the seal step's queue (SEAL_QUEUE_URL, SEAL_DLQ_URL).
+	for _, name := range []string{NameSupabase, NameS3, NameGCS, NameS3Standby, "seal"} {
 		prefix := strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 		q := Queue{URL: r.str(prefix+"_QUEUE_URL", ""), DLQURL: r.str(prefix+"_DLQ_URL", "")}
 		if q != (Queue{}) {

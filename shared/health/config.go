@@ -168,7 +168,7 @@ func (c Config) Validate() error {
 // (LoadHealth) does not read. shared/config reads the tables (HEALTH_TABLE,
 // BREAKERS_TABLE, BACKUPS_TABLE, REPLICAS_TABLE), ALERT_TOPIC_ARN,
 // ALERT_WEBHOOK_URL, the providers, and the queues
-// ({SUPABASE,S3,GCS,S3_STANDBY}_QUEUE_URL and …_DLQ_URL). These are:
+// ({SUPABASE,S3,GCS,S3_STANDBY,SEAL}_QUEUE_URL and …_DLQ_URL). These are:
 //
 //	HEALTH_SINGLE_ROUND     true: one round per invocation (local stack: it invokes every 30 s)
 //	HEALTH_ROUND_INTERVAL   time from the first round to the second (default 30s)

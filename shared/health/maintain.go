@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -105,7 +106,7 @@ func (h *Handler) watchDeadLetters(ctx context.Context) (map[string]int, error) 
 	}
 	out := map[string]int{}
 	var errs []error
-	for _, name := range h.cfg.Providers {
+	for _, name := range append(slices.Clone(h.cfg.Providers), SealQueue) {
 		q, ok := h.cfg.Queues[name]
 		if !ok || q.DLQURL == "" {
 			continue
@@ -124,8 +125,7 @@ func (h *Handler) watchDeadLetters(ctx context.Context) (map[string]int, error) 
 		if n > 0 {
 			_, err = h.d.Alerts.Raise(ctx, alert.Alert{Key: key, Severity: alert.Warning,
 				Title: fmt.Sprintf("dead-letter queue %s holds %d messages", qn, n),
-				Text: fmt.Sprintf("Copies to %s that failed every delivery ended here. When %s recovers from an outage "+
-					"they are redriven automatically; otherwise inspect them (malformed events, unknown backups) and redrive them.", name, name)})
+				Text:  deadLetterText(name)})
 		} else {
 			_, err = h.d.Alerts.Resolve(ctx, key, alert.Alert{Title: fmt.Sprintf("dead-letter queue %s is empty again", qn)})
 		}
@@ -291,4 +291,15 @@ func (h *Handler) eachByStatus(ctx context.Context, s catalog.Status, fn func(ca
 		cursor = page.Next
 	}
 	return false, nil
+}
+
+// deadLetterText says what a dead-letter queue's messages are and what to do.
+func deadLetterText(name string) string {
+	if name == SealQueue {
+		return "Landed uploads that could not be sealed in any delivery ended here (KMS or the keys table " +
+			"unavailable, malformed events): none of them can be replicated until sealed. The periodic reconcile " +
+			"queues unsealed uploads for sealing again; inspect the messages, then redrive them."
+	}
+	return fmt.Sprintf("Copies to %s that failed every delivery ended here. When %s recovers from an outage "+
+		"they are redriven automatically; otherwise inspect them (malformed events, unknown backups) and redrive them.", name, name)
 }

@@ -23,8 +23,9 @@ type ReconcileReport struct {
 }
 
 // periodicStatuses are what the periodic reconcile scans: the backups
-// still short of copies.
-var periodicStatuses = []catalog.Status{catalog.StatusAtRisk, catalog.StatusReplicating}
+// still short of copies, and those not yet sealed (PENDING: an upload that
+// landed but whose seal event was lost is found here).
+var periodicStatuses = []catalog.Status{catalog.StatusAtRisk, catalog.StatusReplicating, catalog.StatusPending}
 
 // Reconcile queues again every copy that healthy providers owe: for each
 // backup in statuses (landed more than ReconcileGrace ago), each provider in
@@ -55,6 +56,12 @@ func (h *Handler) reconcile(ctx context.Context, providers []string, statuses []
 			}
 			for _, b := range page.Backups {
 				rep.Scanned++
+				if h.sealing() && b.Seal == nil {
+					if err := h.reseal(ctx, b, now, &rep); err != nil {
+						errs = append(errs, err)
+					}
+					continue
+				}
 				if b.LandedAt == nil || now.Sub(*b.LandedAt) < h.cfg.ReconcileGrace {
 					continue
 				}
