@@ -1,12 +1,14 @@
 package tests
 
 // The world the fault-injection tests run in: real emulators (moto for S3,
-// EventBridge, SQS and DynamoDB; fake-gcs-server; the Supabase Storage
-// emulator), a faultproxy in front of each replica provider, the landing
-// bucket's EventBridge notifications routed by one rule per provider into
-// that provider's queue (with its dead-letter queue), and the real
-// replicate handlers built by replicate.Wire from the same variables a
-// deployment reads. The event source mappings are played here, in the test
+// EventBridge, SQS, DynamoDB and KMS; fake-gcs-server; the Supabase
+// Storage emulator), a faultproxy in front of each replica provider, the
+// real seal step sealing each upload as it lands (played synchronously by
+// upload: the faults under test are the providers'), the landing bucket's
+// EventBridge notifications of sealed objects routed by one rule per
+// provider into that provider's queue (with its dead-letter queue), and
+// the real replicate handlers built by replicate.Wire from the same
+// variables a deployment reads. The event source mappings are played here, in the test
 // process (poll → SQSEvent → Handle → delete what was consumed), not by
 // infra/local's stack: the tests steer time and faults per provider and
 // read the handlers' decisions directly.
@@ -32,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -42,7 +45,9 @@ import (
 	"github.com/wedsync/backup-replication/shared/breaker"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/config"
+	"github.com/wedsync/backup-replication/shared/keys"
 	"github.com/wedsync/backup-replication/shared/replicate"
+	"github.com/wedsync/backup-replication/shared/sealer"
 	"github.com/wedsync/backup-replication/shared/secret"
 	"github.com/wedsync/backup-replication/shared/storage"
 	"github.com/wedsync/backup-replication/shared/storage/gcs"
@@ -80,6 +85,7 @@ type faultWorld struct {
 	direct   map[string]storage.Provider   // provider → a client that bypasses the proxy
 	queues   map[string]faultQueue         // provider → its queues
 	handlers map[string]*replicate.Handler // provider → its handler
+	sealer   *sealer.Handler
 
 	mu          sync.Mutex
 	transitions map[string][]string // provider → breaker transitions "from>to"
@@ -163,6 +169,14 @@ func newFaultWorld(t *testing.T, o worldOptions) *faultWorld {
 	logFile, err := os.Create(filepath.Join(artifactsDir(t), strings.ReplaceAll(t.Name(), "/", "_")+".log"))
 	check("log file", err)
 	t.Cleanup(func() { logFile.Close() })
+	orgKey, err := kms.NewFromConfig(w.awsCfg).CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("organisations' key")})
+	check("kms key", err)
+	check("keys table", keys.EnsureTable(ctx, db, "keys"))
+	ks, err := keys.New(keys.Config{Table: "keys", DefaultKeyID: aws.ToString(orgKey.KeyMetadata.Arn)}, kms.NewFromConfig(w.awsCfg), db)
+	check("keys", err)
+	w.sealer, err = sealer.New(sealer.Config{LandingBucket: w.landing}, sealer.Deps{Landing: w.s3, Store: w.store, Keys: ks,
+		Logger: slog.New(slog.NewJSONHandler(logFile, nil)).With("function", "seal")})
+	check("sealer", err)
 	for _, name := range replicaProviders {
 		env := map[string]string{
 			"AWS_REGION": emulator.MotoRegion, "AWS_ENDPOINT_URL": moto.URL, "LANDING_BUCKET": w.landing,
@@ -226,10 +240,10 @@ func (w *faultWorld) queueArn(url string) string {
 	return out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 }
 
-// route is the template's fan-out rule: landed backups → provider's queue.
+// route is the template's fan-out rule: sealed backups → provider's queue.
 func (w *faultWorld) route(eb *eventbridge.Client, provider string) error {
 	ctx := w.t.Context()
-	pattern := fmt.Sprintf(`{"source":["aws.s3"],"detail-type":["Object Created"],"detail":{"bucket":{"name":[%q]},"object":{"key":[{"prefix":"backups/"}]}}}`, w.landing)
+	pattern := fmt.Sprintf(`{"source":["aws.s3"],"detail-type":["Object Created"],"detail":{"bucket":{"name":[%q]},"object":{"key":[{"prefix":"sealed/"}]}}}`, w.landing)
 	rule := "replicate-" + provider
 	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(rule), EventPattern: aws.String(pattern),
 		State: ebtypes.RuleStateEnabled}); err != nil {
@@ -275,14 +289,17 @@ func (w *faultWorld) injected() int64 {
 	return n
 }
 
-// landed is one backup the test uploaded.
+// landed is one backup the test uploaded: Key is the key of every copy,
+// SHA256 what every copy must hash to (the sealed bytes'), Size the
+// upload's.
 type landed struct {
 	ID, Key, SHA256 string
 	Size            int64
 }
 
-// upload registers backup i (as the API does) and puts its bytes in the
-// landing bucket, whose notification starts the fan-out.
+// upload registers backup i (as the API does), puts its bytes in the
+// landing bucket and seals them (what the seal queue and function do);
+// the sealed object's notification starts the fan-out.
 func (w *faultWorld) upload(i int, size int64) landed {
 	w.t.Helper()
 	data := make([]byte, size)
@@ -298,7 +315,18 @@ func (w *faultWorld) upload(i int, size int64) landed {
 		Body: strings.NewReader(string(data))}); err != nil {
 		w.t.Fatal(err)
 	}
-	return landed{ID: id, Key: b.LandingKey, SHA256: sum, Size: size}
+	body := fmt.Sprintf(`{"version":"0","detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":%q},"object":{"key":%q,"size":%d}}}`,
+		w.landing, b.LandingKey, size)
+	resp, err := w.sealer.Handle(w.t.Context(), events.SQSEvent{Records: []events.SQSMessage{{MessageId: "seal-" + id, Body: body,
+		Attributes: map[string]string{"ApproximateReceiveCount": "1"}}}})
+	if err != nil || len(resp.BatchItemFailures) > 0 {
+		w.t.Fatalf("seal %s: %v %v", id, resp, err)
+	}
+	sealed, err := w.store.GetBackup(w.t.Context(), id)
+	if err != nil || sealed.Seal == nil {
+		w.t.Fatalf("%s not sealed: %v", id, err)
+	}
+	return landed{ID: id, Key: b.LandingKey, SHA256: sealed.Seal.CipherSHA256, Size: size}
 }
 
 // receive long-polls provider's queue (or dead-letter queue) once and
