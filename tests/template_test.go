@@ -481,7 +481,7 @@ func TestTemplateEnvLoads(t *testing.T) {
 	if err != nil {
 		t.Errorf("HealthFunction: %v", err)
 	}
-	for _, p := range []string{"supabase", "s3", "gcs"} {
+	for _, p := range []string{"supabase", "s3", "gcs", "seal"} {
 		if q := c.Queues[p]; q.URL == "" || q.DLQURL == "" {
 			t.Errorf("HealthFunction: no queue or dead-letter queue for %s: %+v", p, q)
 		}
