@@ -120,7 +120,10 @@ func (r *run) expireStandby(ctx context.Context) {
 	if sb == nil || sb == r.tg || h.d.Policy.Standby.KeepAfterBackfill {
 		return
 	}
-	rctx, cancel := r.recordContext(ctx)
+	// Its own time, not the invocation's reserve: a step cut short here
+	// (the record written but the answer lost) would leave a record that
+	// says DELETED over a copy still stored.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), max(h.cfg.Reserve, standbyDeleteWait))
 	defer cancel()
 	reps, err := h.d.Store.Replicas(rctx, r.b.ID)
 	if err != nil {
@@ -158,23 +161,28 @@ func (r *run) expireStandby(ctx context.Context) {
 		gone.Note = "expired after backfill"
 	}
 	recorded, err := h.d.Store.PutReplica(rctx, gone)
+	if err != nil && !errors.Is(err, catalog.ErrConflict) {
+		// The write may have happened with its answer lost: read it back.
+		if got, gerr := h.d.Store.GetReplica(rctx, r.b.ID, sb.name); gerr == nil && got.State == catalog.ReplicaDeleted &&
+			got.Note == gone.Note {
+			recorded, err = got, nil
+		}
+	}
 	if err != nil {
 		if !errors.Is(err, catalog.ErrConflict) {
 			r.log.WarnContext(ctx, "standby expiry not recorded", "op", "expire", "error", Redact(err.Error()))
 		}
 		return
 	}
-	// The delete gets its own time and retries: a record that says DELETED
-	// over an object that is still there would never be looked at again.
-	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), max(h.cfg.Reserve, standbyDeleteWait))
-	defer dcancel()
-	if err := retry.Do(dctx, r.h.cfg.Retry, func(ctx context.Context) error { return sb.p.Delete(ctx, gone.Key) }); err != nil &&
+	// The delete retries: a record that says DELETED over an object that
+	// is still there would never be looked at again.
+	if err := retry.Do(rctx, r.h.cfg.Retry, func(ctx context.Context) error { return sb.p.Delete(ctx, gone.Key) }); err != nil &&
 		!errors.Is(err, storage.ErrNotFound) {
 		r.log.WarnContext(ctx, "standby copy not deleted; it stays VERIFIED for the next expiry check", "op", "delete",
 			"standby", sb.name, "error", Redact(err.Error()))
 		back := recorded
 		back.State, back.Note = standby.State, standby.Note
-		if _, perr := h.d.Store.PutReplica(dctx, back); perr != nil {
+		if _, perr := h.d.Store.PutReplica(rctx, back); perr != nil {
 			r.log.ErrorContext(ctx, "standby copy recorded as deleted but still stored", "op", "expire", "standby", sb.name,
 				"key", gone.Key, "error", Redact(perr.Error()))
 		}
