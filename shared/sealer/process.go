@@ -60,7 +60,7 @@ func (r *run) process(ctx context.Context) outcome {
 	case catalog.StatusFailed:
 		return done("skipped: backup failed integrity earlier", 0)
 	case catalog.StatusErased:
-		return done("skipped: backup erased", 0)
+		return r.eraseLeftover(ctx, "skipped: backup erased")
 	}
 	if b.Seal != nil {
 		return r.alreadySealed(ctx)
@@ -106,7 +106,7 @@ func (r *run) claimRefused(ctx context.Context, err error) outcome {
 	case gerr != nil:
 		return retryLater("catalog unavailable", gerr)
 	case b.Status == catalog.StatusErased:
-		return done("skipped: backup erased", 0)
+		return r.eraseLeftover(ctx, "skipped: backup erased")
 	case b.Seal != nil:
 		r.b = b
 		return r.alreadySealed(ctx)
@@ -135,7 +135,7 @@ func (r *run) alreadySealed(ctx context.Context) outcome {
 // and records the result.
 func (r *run) seal(ctx context.Context, land replicate.LandingObject) outcome {
 	dataKey, rec, err := r.h.d.Keys.Create(ctx, r.b.OrganizationID, r.b.ID)
-	if out, stop := r.keyRefused("create", err); stop {
+	if out, stop := r.keyRefused(ctx, "create", err); stop {
 		return out
 	}
 	defer clear(dataKey)
@@ -197,7 +197,7 @@ func (r *run) adopt(ctx context.Context, obj replicate.LandingObject) outcome {
 	if errors.Is(err, keys.ErrNotFound) {
 		return r.dropSealed(ctx, "no data key for it")
 	}
-	if out, stop := r.keyRefused("open", err); stop {
+	if out, stop := r.keyRefused(ctx, "open", err); stop {
 		return out
 	}
 	defer clear(dataKey)
@@ -238,13 +238,13 @@ func (r *run) adopt(ctx context.Context, obj replicate.LandingObject) outcome {
 }
 
 // keyRefused maps a keys error to an outcome; stop false means no error.
-func (r *run) keyRefused(op string, err error) (outcome, bool) {
+func (r *run) keyRefused(ctx context.Context, op string, err error) (outcome, bool) {
 	switch {
 	case err == nil:
 		return outcome{}, false
 	case errors.Is(err, keys.ErrShredded):
 		// DELETE destroyed the key first: the backup is being erased.
-		return done("skipped: data key destroyed (backup erased)", 0), true
+		return r.eraseLeftover(ctx, "skipped: data key destroyed (backup erased)"), true
 	case errors.Is(err, keys.ErrWrongOrganization):
 		return retryLater("data key belongs to another organization", err), true
 	}
@@ -277,7 +277,7 @@ func (r *run) record(ctx context.Context, s catalog.Seal) outcome {
 		case gerr != nil:
 			return retryLater("catalog unavailable", gerr)
 		case b.Status == catalog.StatusErased:
-			return done("skipped: backup erased while sealing", 0)
+			return r.eraseLeftover(ctx, "skipped: backup erased while sealing")
 		}
 		return retryLater("another seal is recorded", err)
 	}
@@ -288,6 +288,23 @@ func (r *run) record(ctx context.Context, s catalog.Seal) outcome {
 	r.log.InfoContext(ctx, "sealed", "op", "seal", "sealed_key", s.Key, "cipher_bytes", s.CipherSize,
 		"cipher_sha256", s.CipherSHA256, "kms_key_id", s.KMSKeyID)
 	return r.dropPlaintext(rctx, done("sealed", 0))
+}
+
+// eraseLeftover deletes what landed for a backup that is being or was
+// erased (its upload may arrive after the erasure ran): the plaintext
+// upload and any sealed object, whatever SEAL_KEEP_PLAINTEXT says, since
+// nothing of an erased backup is kept. what is the outcome.
+func (r *run) eraseLeftover(ctx context.Context, what string) outcome {
+	rctx, cancel := r.recordContext(ctx)
+	defer cancel()
+	for _, key := range []string{r.ev.Key, r.sealedKey()} {
+		if _, err := r.h.d.Landing.DeleteObject(rctx, &s3.DeleteObjectInput{Bucket: aws.String(r.h.cfg.LandingBucket),
+			Key: aws.String(key)}); err != nil {
+			return retryLater("upload of an erased backup not deleted", err)
+		}
+	}
+	r.log.InfoContext(ctx, "upload of an erased backup deleted", "op", "erase")
+	return done(what, 0)
 }
 
 // dropPlaintext deletes the plaintext landing object (unless configured

@@ -209,7 +209,8 @@ func TestAdoptsOrReplacesLeftovers(t *testing.T) {
 }
 
 // TestLeftAlone: erased, failed and crypto-shredded backups are not
-// sealed; their messages are consumed.
+// sealed; their messages are consumed, and what landed for an erased or
+// shredded backup is deleted.
 func TestLeftAlone(t *testing.T) {
 	w := newWorld(t)
 	h := w.handler()
@@ -225,6 +226,11 @@ func TestLeftAlone(t *testing.T) {
 		if _, ok := w.get(sealer.SealedKey(u.b.OrganizationID, u.b.ID)); ok {
 			t.Fatalf("%s backup sealed", status)
 		}
+		// An upload that lands after its backup was erased is deleted;
+		// a FAILED backup's upload stays for the operator to inspect.
+		if _, kept := w.get(u.b.LandingKey); kept != (status == catalog.StatusFailed) {
+			t.Errorf("%s backup: upload kept %v", status, kept)
+		}
 	}
 	u := w.land("org", payload(100, 2), nil)
 	if _, err := w.keys.Destroy(w.ctx, u.b.OrganizationID, u.b.ID, "test", "erasure requested"); err != nil {
@@ -238,6 +244,9 @@ func TestLeftAlone(t *testing.T) {
 	}
 	if _, ok := w.get(sealer.SealedKey(u.b.OrganizationID, u.b.ID)); ok {
 		t.Fatal("shredded backup has a sealed object")
+	}
+	if _, ok := w.get(u.b.LandingKey); ok {
+		t.Fatal("the plaintext upload of a shredded backup was kept")
 	}
 }
 
