@@ -3,6 +3,7 @@ package rie
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +29,27 @@ type instance struct {
 	exited chan struct{}
 }
 
+// start starts the emulator, again on other ports when it exits before
+// listening: the free ports it was given can be taken by another process
+// between the check and its bind (several stacks start side by side in
+// the tests).
 func (in *instance) start(ctx context.Context) error {
+	var err error
+	for range startAttempts {
+		if err = in.startOnce(ctx); !errors.Is(err, errExitedEarly) {
+			return err
+		}
+	}
+	return err
+}
+
+// startAttempts bounds start's tries.
+const startAttempts = 3
+
+// errExitedEarly is startOnce's error when the emulator exits before it listens.
+var errExitedEarly = errors.New("emulator exited before listening")
+
+func (in *instance) startOnce(ctx context.Context) error {
 	cfg := in.fn.cfg
 	apiPort, err := freePort()
 	if err != nil {
@@ -81,7 +102,7 @@ func (in *instance) start(ctx context.Context) error {
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("rie %s: emulator exited before listening on %s", cfg.Name, addr)
+			return fmt.Errorf("rie %s: %w on %s", cfg.Name, errExitedEarly, addr)
 		case <-ctx.Done():
 			in.stop()
 			return ctx.Err()
