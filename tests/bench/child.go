@@ -45,6 +45,7 @@ type spec struct {
 	S3       *s3Conf
 	GCS      *gcsConf
 	Supabase *supaConf
+	Seal     *sealConf // Op "seal" or "seal-cpu" (seal.go)
 }
 
 type s3Conf struct {
@@ -76,6 +77,9 @@ func runChild(ctx context.Context) error {
 	var sp spec
 	if err := json.NewDecoder(bufio.NewReader(os.Stdin)).Decode(&sp); err != nil {
 		return fmt.Errorf("read spec: %w", err)
+	}
+	if sp.Seal != nil {
+		return runSealChild(ctx, sp)
 	}
 	dst, err := sp.destination(ctx)
 	if err != nil {

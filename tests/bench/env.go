@@ -45,6 +45,7 @@ type benchEnv struct {
 	supa    *server
 	supaKey string
 	s3      *s3.Client // the bench's own, for buckets and clean-up
+	seal    sealSetup  // moto, started by the first seal row (seal.go)
 
 	file   string // the object on disk
 	size   int64
@@ -200,6 +201,9 @@ func (e *benchEnv) close() {
 		if s != nil {
 			s.stop()
 		}
+	}
+	if e.seal.moto != nil {
+		e.seal.moto.Close()
 	}
 	os.RemoveAll(e.dir)
 }

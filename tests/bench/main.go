@@ -29,7 +29,7 @@ func main() {
 	size := flag.String("size", "1GiB", "object size for the copies (fake-gcs-server is never sent more than 1 GiB)")
 	memSizes := flag.String("mem-sizes", "100MiB,1GiB,4GiB", "sizes of the memory check; empty skips it")
 	only := flag.String("only", "", "regexp: measure only the copy rows whose \"pair tool mode\" matches")
-	out := flag.String("out", "tests/artifacts/bench.md", "where to write the report, relative to the module root")
+	out := flag.String("out", "tests/artifacts/bench.md", "where to write the report (a relative path is from the module root)")
 	timeout := flag.Duration("timeout", 2*time.Hour, "bound on the whole benchmark")
 	flag.Parse()
 
@@ -136,7 +136,10 @@ func bench(ctx context.Context, o options) error {
 	report := "### Provider copies (" + sizeName(size) + ")\n\n" +
 		markdown(h, summarize(rows, results, errs, size), mem, cfgs, points)
 	fmt.Println(report)
-	path := filepath.Join(root, o.out)
+	path := o.out
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(root, path)
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

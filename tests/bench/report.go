@@ -16,6 +16,8 @@ type rowStats struct {
 	rss        float64 // MiB
 	serverCPU  float64
 	serverPeak float64 // MiB, 0 when unknown
+	opSec      float64 // our children: seconds of the operation itself (no process start, no client set-up)
+	baseRSS    float64 // our children: MiB resident before the first byte
 }
 
 func median(xs []float64) float64 {
@@ -35,7 +37,7 @@ func summarize(rows []row, results [][]result, errs [][]error, size int64) []row
 	out := make([]rowStats, len(rows))
 	for i, r := range rows {
 		st := rowStats{row: r}
-		var mbps, cpu, rss, scpu, speak []float64
+		var mbps, cpu, rss, scpu, speak, op, base []float64
 		for j, res := range results[i] {
 			if errs[i][j] != nil {
 				st.errs = append(st.errs, errs[i][j].Error())
@@ -47,7 +49,11 @@ func summarize(rows []row, results [][]result, errs [][]error, size int64) []row
 			rss = append(rss, mib(res.m.peakRSS))
 			scpu = append(scpu, res.serverCPU.Seconds())
 			speak = append(speak, mib(res.serverPeak))
+			if res.child != nil {
+				op, base = append(op, res.child.Seconds), append(base, mib(res.child.BaselineRSS))
+			}
 		}
+		st.opSec, st.baseRSS = median(op), median(base)
 		st.mbps, st.cpu, st.rss, st.serverCPU, st.serverPeak = median(mbps), median(cpu), median(rss), median(scpu), median(speak)
 		out[i] = st
 	}
@@ -95,6 +101,7 @@ func markdown(h header, stats []rowStats, memSizes []int64, cfgs []memConfig, po
 		}
 	}
 	b.WriteString(comparisons(stats))
+	b.WriteString(sealNotes(h.size, stats))
 	if len(cfgs) > 0 {
 		b.WriteString(memoryTable(memSizes, cfgs, points))
 	}

@@ -168,6 +168,7 @@ func (e *benchEnv) copyRows(withGCS bool) ([]row, error) {
 				return e.tool(ctx, argv, e.rcloneEnv(""), e.vgw, t)
 			}},
 	)
+	rows = append(rows, e.sealRows(t)...)
 	if withGCS {
 		rows = append(rows, e.gcsRows(t)...)
 	}
