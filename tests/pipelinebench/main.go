@@ -1,16 +1,23 @@
 // Command pipelinebench measures the whole pipeline on the local stack
 // (infra/local/stack: moto, fake-gcs-server, the Supabase emulator and the
 // real bootstraps under aws-lambda-rie): the time from an upload's
-// completion to PROTECTED, and the fan-out wall time (three replicate
-// functions copying at once) against the slowest single-provider copy
-// (each replicate function alone on a stack of its own).
+// completion to sealed and to PROTECTED, and the fan-out wall time (three
+// replicate functions copying at once) against the slowest
+// single-provider copy (each replicate function alone, with the seal
+// function, on a stack of its own).
 //
 //	go run ./tests/pipelinebench [-sizes 10MiB,1GiB] [-runs 3] [-runs-large 1] [-single=true] [-one-put]
 //
-// Every measure starts when the last byte of the upload was accepted (the
-// client's clock) and ends at a timestamp the system records: the backup's
-// ProtectedAt, or a replica's VerifiedAt (same machine, same clock). The
-// report goes to stdout and tests/artifacts/pipeline-bench.md. fake-gcs-
+// Every upload is sealed first (SealFunction writes sealed/{org}/{id}); the
+// replicate functions copy only the sealed object, so every stack runs the
+// seal function too. Times are taken from when the last byte of the upload
+// was accepted (the client's clock) to timestamps the system records: the
+// backup's seal.sealedAt and ProtectedAt, a replica's StartedAt and
+// VerifiedAt (same machine, same clock). The fan-out ratio compares the
+// replication of the sealed object (sealedAt → copy verified) in the
+// fan-out and alone. The report goes to stdout and
+// tests/artifacts/pipeline-bench.md, with what the functions logged per
+// backup (deliveries, outcomes, transfers). fake-gcs-
 // server keeps objects in memory and rehashes them per chunk: sizes above
 // 1 GiB are refused.
 package main

@@ -25,7 +25,8 @@ var providers = []string{"supabase", "s3", "gcs"}
 // functionOf is each provider's replicate function.
 var functionOf = map[string]string{"supabase": "ReplicateSupabaseFunction", "s3": "ReplicateS3Function", "gcs": "ReplicateGcsFunction"}
 
-// config is one stack: the API and the replicate functions of providers.
+// config is one stack: the API, the seal function and the replicate
+// functions of providers (which copy only sealed objects).
 type config struct {
 	name      string
 	providers []string
@@ -36,6 +37,11 @@ type config struct {
 
 // measure is one backup's figures, each from upload complete.
 type measure struct {
+	// BackupID is the backup measured.
+	BackupID string
+	// Sealed is when the seal step recorded the sealed object (the
+	// backup's seal.sealedAt): the replicate functions start from there.
+	Sealed time.Duration
 	// Protected is when the backup became PROTECTED (fan-out only).
 	Protected time.Duration
 	// Verified is when each provider's copy was verified; Started when its
@@ -48,6 +54,26 @@ type measure struct {
 	// used meanwhile, by role.
 	Wall time.Duration
 	CPU  map[string]time.Duration
+	// Logs is what the seal and replicate functions logged about the
+	// backup, by "seal" or provider.
+	Logs map[string]*runLog
+}
+
+// afterSeal is from the seal's record to provider p's copy verified: the
+// replication of the sealed object alone.
+func (m measure) afterSeal(p string) time.Duration {
+	return m.Verified[p] - m.Sealed
+}
+
+// startedAfterSeal is from the seal's record to provider p's replicate
+// run claiming the copy.
+func (m measure) startedAfterSeal(p string) time.Duration {
+	return m.Started[p] - m.Sealed
+}
+
+// lastAfterSeal is from the seal's record to the last copy verified.
+func (m measure) lastAfterSeal() time.Duration {
+	return m.last() - m.Sealed
 }
 
 // last is when the last copy was verified.
@@ -62,7 +88,7 @@ func (m measure) last() time.Duration {
 // runConfig starts a stack running cfg's functions and measures runs(size)
 // backups of each size on it, one at a time.
 func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs func(size int64) int) (map[int64][]measure, error) {
-	fns := []string{"ApiFunction"}
+	fns := []string{"ApiFunction", "SealFunction"}
 	for _, p := range cfg.providers {
 		fns = append(fns, functionOf[p])
 	}
@@ -95,8 +121,31 @@ func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs
 			if err != nil {
 				return nil, fmt.Errorf("%s backup %d: %w", sizeText(size), i+1, err)
 			}
-			logf("%s: %s: last copy verified %s after upload (upload took %s)", cfg.name, sizeText(size), m.last().Round(time.Millisecond), m.Upload.Round(time.Millisecond))
+			logf("%s: %s: sealed %s after upload, last copy verified %s after the seal (upload took %s)", cfg.name, sizeText(size),
+				m.Sealed.Round(time.Millisecond), m.lastAfterSeal().Round(time.Millisecond), m.Upload.Round(time.Millisecond))
 			out[size] = append(out[size], m)
+		}
+	}
+	// Let the last outcome lines reach the log, then read what the
+	// functions said about each backup.
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	var ids []string
+	for _, ms := range out {
+		for _, m := range ms {
+			ids = append(ids, m.BackupID)
+		}
+	}
+	logs, err := readRunLogs(logPath, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", logPath, err)
+	}
+	for _, ms := range out {
+		for i := range ms {
+			ms[i].Logs = logs[ms[i].BackupID]
 		}
 	}
 	return out, nil
@@ -137,8 +186,12 @@ func one(ctx context.Context, c *apiclient.Client, org string, cfg config, size 
 	if err != nil {
 		return measure{}, fmt.Errorf("wait: %w", err)
 	}
-	m := measure{Upload: landed.Sub(began), Verified: map[string]time.Duration{}, Started: map[string]time.Duration{},
+	m := measure{BackupID: created.Backup.ID, Upload: landed.Sub(began), Verified: map[string]time.Duration{}, Started: map[string]time.Duration{},
 		Wall: time.Since(landed), CPU: sampleCPU().since(cpuBefore)}
+	if d.Backup.Seal == nil {
+		return m, fmt.Errorf("copies verified but no seal recorded")
+	}
+	m.Sealed = d.Backup.Seal.SealedAt.Sub(landed)
 	if p := d.Backup.ProtectedAt; p != nil {
 		m.Protected = p.Sub(landed)
 	}
