@@ -161,7 +161,14 @@ func commandLine() string {
 	if len(os.Args) <= 1 {
 		return "make bench"
 	}
-	return "go run ./tests/bench " + strings.Join(os.Args[1:], " ")
+	args := make([]string, len(os.Args)-1)
+	for i, a := range os.Args[1:] {
+		args[i] = a
+		if a == "" || strings.ContainsAny(a, " |*?()[]$'\"\\") {
+			args[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return "go run ./tests/bench " + strings.Join(args, " ")
 }
 
 func loadAvg() string {
