@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -233,26 +232,9 @@ func (openGate) Allow(context.Context) (func(error), error) { return func(error)
 // timeout set (Config.QueueURL); a record waiting for an open breaker is
 // re-sent with a delay and consumed (queue.go).
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var (
-		mu     sync.Mutex
-		failed []events.SQSBatchItemFailure
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, h.cfg.Concurrency)
-	)
-	for _, msg := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if !h.dispose(ctx, msg, h.handleRecord(ctx, msg)) {
-				mu.Lock()
-				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	failed := EachRecord(ev.Records, h.cfg.Concurrency, func(msg events.SQSMessage) bool {
+		return h.dispose(ctx, msg, h.handleRecord(ctx, msg))
+	})
 	if f, ok := h.d.Progress.(Flusher); ok {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushWait)
 		if err := f.Flush(fctx); err != nil {

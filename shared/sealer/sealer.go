@@ -49,7 +49,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -213,26 +212,9 @@ func New(cfg Config, d Deps) (*Handler, error) {
 // ReportBatchItemFailures), with its visibility timeout set when
 // Config.QueueURL is.
 func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var (
-		mu     sync.Mutex
-		failed []events.SQSBatchItemFailure
-		wg     sync.WaitGroup
-		sem    = make(chan struct{}, h.cfg.Concurrency)
-	)
-	for _, msg := range ev.Records {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			if !h.dispose(ctx, msg, h.handleRecord(ctx, msg)) {
-				mu.Lock()
-				failed = append(failed, events.SQSBatchItemFailure{ItemIdentifier: msg.MessageId})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	failed := replicate.EachRecord(ev.Records, h.cfg.Concurrency, func(msg events.SQSMessage) bool {
+		return h.dispose(ctx, msg, h.handleRecord(ctx, msg))
+	})
 	return events.SQSEventResponse{BatchItemFailures: failed}, nil
 }
 
