@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,26 +27,7 @@ import (
 	"github.com/wedsync/backup-replication/shared/storage"
 )
 
-var (
-	motoOnce sync.Once
-	moto     *emulator.Moto
-	motoErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Close()
-	}
-	os.Exit(code)
-}
-
-func startMoto(t *testing.T) *emulator.Moto {
-	t.Helper()
-	motoOnce.Do(func() { moto, motoErr = emulator.StartMoto(context.Background()) })
-	emulator.Require(t, motoErr)
-	return moto
-}
+func TestMain(m *testing.M) { os.Exit(emulator.RunSharingMoto(m)) }
 
 const (
 	issuer   = "https://example.supabase.co/auth/v1"
@@ -65,7 +44,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	f := erasetest.New(t, startMoto(t), erasetest.Options{})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{})
 	auth, err := api.NewJWTAuthenticator(api.JWTConfig{Secret: jwtSecret, Issuer: issuer, Audience: audience})
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package erase_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -27,26 +26,7 @@ import (
 	s3p "github.com/wedsync/backup-replication/shared/storage/s3"
 )
 
-var (
-	motoOnce sync.Once
-	moto     *emulator.Moto
-	motoErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Close()
-	}
-	os.Exit(code)
-}
-
-func startMoto(t *testing.T) *emulator.Moto {
-	t.Helper()
-	motoOnce.Do(func() { moto, motoErr = emulator.StartMoto(context.Background()) })
-	emulator.Require(t, motoErr)
-	return moto
-}
+func TestMain(m *testing.M) { os.Exit(emulator.RunSharingMoto(m)) }
 
 // eraser builds an Eraser over f, logging JSON into the returned buffer.
 func eraser(t *testing.T, f *erasetest.Fleet) (*erase.Eraser, *bytes.Buffer) {
@@ -85,7 +65,7 @@ func byProvider(r *catalog.Erasure) map[string]catalog.ErasedCopy {
 }
 
 func TestEraseEveryCopy(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{})
 	ctx := t.Context()
 	st := f.Put(t, "org1", []byte("guest list: the Smiths, table 4"), time.Time{}, "")
 	other := f.Put(t, "org1", []byte("another backup"), time.Time{}, "")
@@ -174,7 +154,7 @@ func TestEraseEveryCopy(t *testing.T) {
 }
 
 func TestEraseOtherOrganizationRefused(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{})
 	st := f.Put(t, "org1", []byte("contract"), time.Time{}, "")
 	e, _ := eraser(t, f)
 	for _, req := range []erase.Request{
@@ -196,7 +176,7 @@ func TestEraseOtherOrganizationRefused(t *testing.T) {
 }
 
 func TestEraseLockedCopies(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{S3Lock: 48 * time.Hour, GCSRetention: 72 * time.Hour})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{S3Lock: 48 * time.Hour, GCSRetention: 72 * time.Hour})
 	ctx := t.Context()
 	st := f.Put(t, "org1", []byte("photos of the first dance"), time.Time{}, "")
 	b := st.Backup
@@ -255,7 +235,7 @@ func TestEraseLockedCopies(t *testing.T) {
 }
 
 func TestEraseCarriesOnAfterAnOutage(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{SupabaseProxy: true})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{SupabaseProxy: true})
 	ctx := t.Context()
 	st := f.Put(t, "org1", []byte("invoice 2031"), time.Time{}, "")
 	e, _ := eraser(t, f)
@@ -311,7 +291,7 @@ func putOpts(b catalog.Backup) storage.PutOptions {
 // not list versions (403 on ListObjectVersions) still has its copy deleted,
 // and the receipt says older versions were not checked.
 func TestEraseWhenListingVersionsIsRefused(t *testing.T) {
-	m := startMoto(t)
+	m := emulator.SharedMoto(t)
 	f := erasetest.New(t, m, erasetest.Options{})
 	proxy, err := faultproxy.Start(m.URL, faultproxy.Options{Flavor: faultproxy.S3})
 	if err != nil {

@@ -1,10 +1,8 @@
 package retention_test
 
 import (
-	"context"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,33 +14,14 @@ import (
 	"github.com/wedsync/backup-replication/shared/retention"
 )
 
-var (
-	motoOnce sync.Once
-	moto     *emulator.Moto
-	motoErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if moto != nil {
-		moto.Close()
-	}
-	os.Exit(code)
-}
-
-func startMoto(t *testing.T) *emulator.Moto {
-	t.Helper()
-	motoOnce.Do(func() { moto, motoErr = emulator.StartMoto(context.Background()) })
-	emulator.Require(t, motoErr)
-	return moto
-}
+func TestMain(m *testing.M) { os.Exit(emulator.RunSharingMoto(m)) }
 
 // TestApplyErasesExpiredBackups runs the policy over the catalog on the
 // emulators: expired backups are erased from every provider, oldest
 // first and at most MaxPerRun per run, kept ones and organisations
 // without a policy are left alone.
 func TestApplyErasesExpiredBackups(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{})
 	ctx := t.Context()
 	now := time.Now().UTC()
 	day := 24 * time.Hour
@@ -110,7 +89,7 @@ func TestApplyErasesExpiredBackups(t *testing.T) {
 }
 
 func TestApplyDisabledDoesNothing(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{})
 	old := f.Put(t, "org1", []byte("ancient"), time.Now().AddDate(-20, 0, 0), "")
 	e, err := erase.New(erase.Deps{Catalog: f.Catalog, Keys: f.Keys, Providers: f.Providers, Landing: f.Landing})
 	if err != nil {
@@ -132,7 +111,7 @@ func TestApplyDisabledDoesNothing(t *testing.T) {
 // TestApplyFinishesCutShortErasures: an erasure an outage cut short (key
 // destroyed, a copy left) is finished by the next run, with its requester.
 func TestApplyFinishesCutShortErasures(t *testing.T) {
-	f := erasetest.New(t, startMoto(t), erasetest.Options{SupabaseProxy: true})
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{SupabaseProxy: true})
 	ctx := t.Context()
 	st := f.Put(t, "org1", []byte("recent, erased on request"), time.Time{}, "")
 	e, err := erase.New(erase.Deps{Catalog: f.Catalog, Keys: f.Keys, Providers: f.Providers, Landing: f.Landing})
