@@ -126,7 +126,11 @@ func (rl *runLog) summary() string {
 	for i, d := range rl.Transfers {
 		ts[i] = dur(d)
 	}
-	s := fmt.Sprintf("%d deliveries (%s)", len(rl.Outcomes), strings.Join(parts, ", "))
+	noun := "deliveries"
+	if len(rl.Outcomes) == 1 {
+		noun = "delivery"
+	}
+	s := fmt.Sprintf("%d %s (%s)", len(rl.Outcomes), noun, strings.Join(parts, ", "))
 	if len(rl.Transfers) > 0 {
 		s += fmt.Sprintf(", %d transfer(s): %s", len(rl.Transfers), strings.Join(ts, " + "))
 	}

@@ -24,7 +24,7 @@ type reportData struct {
 func render(r reportData) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Time to PROTECTED (local stack)\n\n")
-	fmt.Fprintf(&b, "Command: `go run ./tests/pipelinebench %s` — %d backup(s) per size below %s and %d from it, per configuration, medians; started %s, took %s.\n",
+	fmt.Fprintf(&b, "Command: `go run ./tests/pipelinebench %s` — %d backup(s) per size below %s and %d from it, per configuration, medians (of two: their mean); started %s, took %s.\n",
 		strings.Join(os.Args[1:], " "), r.runs, sizeText(largeSize), r.runsLarge, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
 	fmt.Fprintf(&b, "Machine: %d cores shared with other work (load average %s at start, %s at end), %s %s/%s.\n",
 		runtime.NumCPU(), r.loadStart, r.loadEnd, runtime.Version(), runtime.GOOS, runtime.GOARCH)
@@ -106,6 +106,8 @@ func render(r reportData) string {
 	return b.String()
 }
 
+// median is the middle value, or the mean of the two middle values of an
+// even count.
 func median(ms []measure, f func(measure) time.Duration) time.Duration {
 	if len(ms) == 0 {
 		return 0
@@ -115,6 +117,9 @@ func median(ms []measure, f func(measure) time.Duration) time.Duration {
 		ds[i] = f(m)
 	}
 	slices.Sort(ds)
+	if n := len(ds); n%2 == 0 {
+		return (ds[n/2-1] + ds[n/2]) / 2
+	}
 	return ds[len(ds)/2]
 }
 
@@ -145,13 +150,13 @@ func logTable(r reportData) string {
 	for _, size := range r.sizes {
 		for _, name := range append([]string{"fan-out"}, aloneNames()...) {
 			for i, m := range r.results[name][size] {
-				fmt.Fprintf(&b, "| %s | %s | %d | %s |", sizeText(size), name, i+1, m.Logs["seal"].summary())
+				fmt.Fprintf(&b, "| %s | %s | %d | %s after upload complete; %s |", sizeText(size), name, i+1, dur(m.Sealed), m.Logs["seal"].summary())
 				for _, p := range providers {
 					if _, ok := m.Verified[p]; !ok && m.Logs[p] == nil {
 						b.WriteString(" – |")
 						continue
 					}
-					fmt.Fprintf(&b, " %s |", m.Logs[p].summary())
+					fmt.Fprintf(&b, " verified %s after the seal (started %s); %s |", dur(m.afterSeal(p)), dur(m.startedAfterSeal(p)), m.Logs[p].summary())
 				}
 				b.WriteString("\n")
 			}
