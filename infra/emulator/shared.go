@@ -2,6 +2,10 @@ package emulator
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 )
@@ -34,4 +38,30 @@ func RunSharingMoto(m *testing.M) int {
 		sharedMoto.m.Close()
 	}
 	return code
+}
+
+// Serialize puts a proxy in front of target (a moto_server) that forwards
+// one request at a time and returns its URL. DynamoDB applies each
+// conditional write atomically; moto checks the condition and writes
+// without a lock, so two concurrent conditional writes can both pass.
+// Tests of our own concurrency (one winner among many writers) go through
+// it so that they measure our code, not moto's races; the clients still
+// run fully concurrently. The proxy lives as long as the test binary.
+func Serialize(target string) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", err
+	}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var mu sync.Mutex
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		proxy.ServeHTTP(w, r)
+	}))
+	return "http://" + ln.Addr().String(), nil
 }

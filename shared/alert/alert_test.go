@@ -69,8 +69,15 @@ func newWorld(t *testing.T) *world {
 	emulator.Require(t, motoErr)
 	ctx := t.Context()
 	cfg, _ := moto.AWSConfig(ctx)
-	w := &world{t: t, db: dynamodb.NewFromConfig(cfg), sqs: sqs.NewFromConfig(cfg), table: "health-" + randHex()}
-	_, err := w.db.CreateTable(ctx, &dynamodb.CreateTableInput{
+	// The incident table through a proxy that serialises requests: moto
+	// lets two concurrent conditional writes both pass, DynamoDB does not.
+	serial, err := emulator.Serialize(moto.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dcfg, _ := (&emulator.Moto{URL: serial}).AWSConfig(ctx)
+	w := &world{t: t, db: dynamodb.NewFromConfig(dcfg), sqs: sqs.NewFromConfig(cfg), table: "health-" + randHex()}
+	_, err = w.db.CreateTable(ctx, &dynamodb.CreateTableInput{
 		TableName:   aws.String(w.table),
 		BillingMode: types.BillingModePayPerRequest,
 		AttributeDefinitions: []types.AttributeDefinition{

@@ -4,10 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"sync"
 	"testing"
@@ -42,7 +38,7 @@ func dynamoClient(t *testing.T) (*dynamodb.Client, string) {
 		motoSrv, motoErr = emulator.StartMoto(ctx)
 	})
 	emulator.Require(t, motoErr)
-	serialOnce.Do(func() { serialURL, serialErr = serialize(motoSrv.URL) })
+	serialOnce.Do(func() { serialURL, serialErr = emulator.Serialize(motoSrv.URL) })
 	if serialErr != nil {
 		t.Fatal(serialErr)
 	}
@@ -54,30 +50,6 @@ var (
 	serialURL  string
 	serialErr  error
 )
-
-// serialize puts a proxy in front of moto that forwards one request at a
-// time. DynamoDB applies each UpdateItem and conditional write atomically;
-// moto does not (concurrent UpdateItems on one item can lose an ADD, and two
-// conditional writes can both pass), so without this the tests would measure
-// moto's races rather than ours. Our clients still run fully concurrently.
-func serialize(target string) (string, error) {
-	u, err := url.Parse(target)
-	if err != nil {
-		return "", err
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	var mu sync.Mutex
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		defer mu.Unlock()
-		proxy.ServeHTTP(w, r)
-	}))
-	return "http://" + ln.Addr().String(), nil
-}
 
 func clientAt(t testing.TB, url string) *dynamodb.Client {
 	cfg, err := (&emulator.Moto{URL: url}).AWSConfig(context.Background())

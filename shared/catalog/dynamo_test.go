@@ -21,6 +21,8 @@ var (
 	moto     *emulator.Moto
 	motoErr  error
 	tableSeq atomic.Int64
+	// serialURL is the serialising proxy in front of moto (newStore).
+	serialURL string
 )
 
 func TestMain(m *testing.M) {
@@ -34,9 +36,16 @@ func TestMain(m *testing.M) {
 // newStore starts (once) a moto server and gives each test its own tables.
 func newStore(t *testing.T) *catalog.Dynamo {
 	t.Helper()
-	motoOnce.Do(func() { moto, motoErr = emulator.StartMoto(context.Background()) })
+	motoOnce.Do(func() {
+		if moto, motoErr = emulator.StartMoto(context.Background()); motoErr == nil {
+			// One request at a time: moto lets two concurrent conditional
+			// writes both pass, DynamoDB does not (the concurrency tests
+			// measure our conditions, not moto's races).
+			serialURL, motoErr = emulator.Serialize(moto.URL)
+		}
+	})
 	emulator.Require(t, motoErr)
-	cfg, err := moto.AWSConfig(t.Context())
+	cfg, err := (&emulator.Moto{URL: serialURL}).AWSConfig(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
