@@ -28,6 +28,8 @@ var (
 	moto     *emulator.Moto
 	motoErr  error
 	seq      atomic.Int64
+	// serialURL is the serialising proxy in front of moto (newEnv).
+	serialURL string
 )
 
 func TestMain(m *testing.M) {
@@ -49,14 +51,21 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	motoOnce.Do(func() { moto, motoErr = emulator.StartMoto(context.Background()) })
+	motoOnce.Do(func() {
+		if moto, motoErr = emulator.StartMoto(context.Background()); motoErr == nil {
+			// The keys table one request at a time: moto lets two
+			// concurrent conditional writes both pass, DynamoDB does not.
+			serialURL, motoErr = emulator.Serialize(moto.URL)
+		}
+	})
 	emulator.Require(t, motoErr)
 	cfg, err := moto.AWSConfig(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
+	dcfg, _ := (&emulator.Moto{URL: serialURL}).AWSConfig(t.Context())
 	n := seq.Add(1)
-	e := &env{kms: kms.NewFromConfig(cfg), db: dynamodb.NewFromConfig(cfg), table: fmt.Sprintf("keys-%d", n),
+	e := &env{kms: kms.NewFromConfig(cfg), db: dynamodb.NewFromConfig(dcfg), table: fmt.Sprintf("keys-%d", n),
 		prefix: fmt.Sprintf("alias/ws191-test-%d/org/", n)}
 	if err := keys.EnsureTable(t.Context(), e.db, e.table); err != nil {
 		t.Fatal(err)
