@@ -26,9 +26,18 @@ func FuzzParseSecrets(f *testing.F) {
 			func(v secret.Secret) error { _, err := credentials.ParseGCS(v); return err },
 			func(v secret.Secret) error { _, err := credentials.ParseSupabase(v); return err },
 		} {
-			if err := parse(v); err != nil && len(s) >= 12 && strings.Contains(err.Error(), s) {
-				t.Fatalf("the error quotes the secret: %v", err)
+			err := parse(v)
+			if err == nil || len(s) < 12 || !strings.Contains(err.Error(), s) {
+				continue
 			}
+			// A value that is itself a piece of the parser's own words
+			// (`{"accessKeyI` is in the message describing the format) is
+			// not quoted from the secret: the message for a value that
+			// shares nothing with it says the same.
+			if neutral := parse(secret.Secret("-")); neutral != nil && strings.Contains(neutral.Error(), s) {
+				continue
+			}
+			t.Fatalf("the error quotes the secret: %v", err)
 		}
 	})
 }
