@@ -45,6 +45,7 @@ package replicate
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -118,7 +119,7 @@ func (h *Handler) dispose(ctx context.Context, msg events.SQSMessage, out outcom
 		}
 		return true
 	}
-	h.setVisibility(ctx, msg, retry.VisibilityTimeout(receiveCount(msg), h.cfg.VisibilityBase, h.cfg.VisibilityLimit))
+	h.setVisibility(ctx, msg, retry.VisibilityTimeout(ReceiveCount(msg), h.cfg.VisibilityBase, h.cfg.VisibilityLimit))
 	return false
 }
 
@@ -159,25 +160,32 @@ func waitsOf(msg events.SQSMessage) int {
 	return max(waits, 0)
 }
 
-// setVisibility hides msg for d from now (best effort: without it the
-// queue's own visibility timeout applies).
+// setVisibility hides msg for d from now (SetVisibility).
 func (h *Handler) setVisibility(ctx context.Context, msg events.SQSMessage, d time.Duration) {
-	if h.d.Queue == nil || h.cfg.QueueURL == "" || msg.ReceiptHandle == "" {
+	SetVisibility(ctx, h.d.Queue, h.cfg.QueueURL, msg, d, h.cfg.Reserve, h.log)
+}
+
+// SetVisibility hides msg on queueURL for d from now, bounded by SQS's
+// limit and within reserve (best effort: without it the queue's own
+// visibility timeout applies; a failure is logged). The replicate and
+// seal handlers share it.
+func SetVisibility(ctx context.Context, q QueueAPI, queueURL string, msg events.SQSMessage, d, reserve time.Duration, log *slog.Logger) {
+	if q == nil || queueURL == "" || msg.ReceiptHandle == "" {
 		return
 	}
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Reserve)
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reserve)
 	defer cancel()
-	_, err := h.d.Queue.ChangeMessageVisibility(vctx, &sqs.ChangeMessageVisibilityInput{
-		QueueUrl: aws.String(h.cfg.QueueURL), ReceiptHandle: aws.String(msg.ReceiptHandle),
+	_, err := q.ChangeMessageVisibility(vctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(queueURL), ReceiptHandle: aws.String(msg.ReceiptHandle),
 		VisibilityTimeout: int32(seconds(min(d, retry.MaxVisibilityTimeout))),
 	})
 	if err != nil {
-		h.log.WarnContext(ctx, "could not set the message's visibility timeout", "op", "visibility",
+		log.WarnContext(ctx, "could not set the message's visibility timeout", "op", "visibility",
 			"message_id", msg.MessageId, "error", Redact(err.Error()))
 		return
 	}
-	h.log.DebugContext(ctx, "message returns later", "op", "visibility", "message_id", msg.MessageId,
-		"attempt", receiveCount(msg), "delay_ms", ms(d))
+	log.DebugContext(ctx, "message returns later", "op", "visibility", "message_id", msg.MessageId,
+		"attempt", ReceiveCount(msg), "delay_ms", ms(d))
 }
 
 // seconds rounds d up to whole seconds.

@@ -248,8 +248,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // flushWait bounds the progress flush at the end of an invocation.
 const flushWait = 2 * time.Second
 
-// receiveCount is the message's ApproximateReceiveCount (1 when absent).
-func receiveCount(msg events.SQSMessage) int {
+// ReceiveCount is the message's ApproximateReceiveCount (1 when absent).
+func ReceiveCount(msg events.SQSMessage) int {
 	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
 	if err != nil || n < 1 {
 		return 1
@@ -260,7 +260,7 @@ func receiveCount(msg events.SQSMessage) int {
 // handleRecord processes one message and says what became of it.
 func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (out outcome) {
 	start := h.d.Now()
-	attempt := receiveCount(msg)
+	attempt := ReceiveCount(msg)
 	log := h.log.With("message_id", msg.MessageId, "attempt", attempt)
 	defer func() {
 		if r := recover(); r != nil {

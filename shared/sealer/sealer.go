@@ -48,7 +48,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -221,7 +220,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.SQSEvent) (events.SQSEve
 // handleRecord seals one message's backup and says what became of it.
 func (h *Handler) handleRecord(ctx context.Context, msg events.SQSMessage) (out outcome) {
 	start := h.d.Now()
-	log := h.log.With("message_id", msg.MessageId, "attempt", receiveCount(msg))
+	log := h.log.With("message_id", msg.MessageId, "attempt", replicate.ReceiveCount(msg))
 	defer func() {
 		if r := recover(); r != nil {
 			log.ErrorContext(ctx, "seal panicked; message returned to the queue", "op", "seal",
@@ -268,13 +267,4 @@ func (h *Handler) emit(bytes int64, d time.Duration, failed bool, backupID strin
 		m.Properties = map[string]string{"backup_id": backupID}
 	}
 	h.d.Metrics.Emit(m)
-}
-
-// receiveCount is the message's ApproximateReceiveCount (1 when absent).
-func receiveCount(msg events.SQSMessage) int {
-	n, err := strconv.Atoi(msg.Attributes["ApproximateReceiveCount"])
-	if err != nil || n < 1 {
-		return 1
-	}
-	return n
 }
