@@ -17,9 +17,12 @@ import (
 
 // xfer is what a transfer did.
 type xfer struct {
-	method   string // "copy" (server-side), "put" (streamed) or "resume"
-	bytes    int64
-	read     *readSide // the landing bytes as this process read them; nil after a server-side copy
+	method string // "copy" (server-side), "put" (streamed) or "resume"
+	bytes  int64
+	read   *readSide // the landing bytes as this process read them; nil after a server-side copy
+	// proof is how the provider's Put proved the stored copy equal to what
+	// it read, when its checksums cannot show it (storage.Checksums.Proof).
+	proof    string
 	evidence string
 }
 
@@ -29,19 +32,24 @@ type landingIntegrityError struct{ reason string }
 
 func (e *landingIntegrityError) Error() string { return "landing integrity: " + e.reason }
 
-// readSide hashes the landing bytes as the provider reads them and
-// remembers whether they failed the declaration.
+// readSide hashes the landing bytes as the provider reads them. The
+// provider's own verifying reader is this one (storage.Verifier), so each
+// byte is hashed once for both.
 type readSide struct {
-	vr  *storage.VerifyingReader
-	bad error
+	vr *storage.VerifyingReader
 }
 
-func (s *readSide) Read(p []byte) (int, error) {
-	n, err := s.vr.Read(p)
-	if err != nil && errors.Is(err, storage.ErrIntegrity) {
-		s.bad = err
+func (s *readSide) Read(p []byte) (int, error) { return s.vr.Read(p) }
+
+// Verifying lets the provider verify through s's reader.
+func (s *readSide) Verifying() *storage.VerifyingReader { return s.vr }
+
+// bad is the landing bytes' failure of the declaration, if they failed it.
+func (s *readSide) bad() error {
+	if s == nil {
+		return nil
 	}
-	return n, err
+	return s.vr.Failed()
 }
 
 // whole reports whether every landing byte was read and matched.
@@ -76,7 +84,7 @@ func (r *run) transferAndVerify(ctx context.Context, obj LandingObject) (xfer, e
 		retryable = storage.Retryable
 	}
 	pol.Retryable = func(err error) bool {
-		return retryable(err) && (x.read == nil || x.read.bad == nil)
+		return retryable(err) && x.read.bad() == nil
 	}
 	if pol.OnRetry == nil {
 		pol.OnRetry = func(ctx context.Context, attempt int, err error, wait time.Duration) {
@@ -117,9 +125,9 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	opts := r.putOptions(obj.Size)
 	if tg.copy != nil {
 		x.method = "copy"
-		_, err := tg.copy.Copy(ctx, h.d.Landing.Locator(obj), r.dstKey(), opts)
+		info, err := tg.copy.Copy(ctx, h.d.Landing.Locator(obj), r.dstKey(), opts)
 		if err == nil {
-			x.bytes = obj.Size
+			x.bytes, x.proof = obj.Size, info.Checksums.Proof
 			return x, nil
 		}
 		// A copy the provider's credentials may not make (a bucket in
@@ -134,11 +142,11 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	if tg.res != nil && obj.Size >= h.cfg.ResumeAbove {
 		x.method = "resume"
 		tap := &tapSource{Source: src, sha: r.wantSHA()}
-		_, err := tg.res.PutResumable(ctx, r.dstKey(), tap, opts, r.rep.ResumeState,
+		info, err := tg.res.PutResumable(ctx, r.dstKey(), tap, opts, r.rep.ResumeState,
 			func(state string) error { return r.saveResume(ctx, state) })
 		x.read = tap.full()
 		if err == nil {
-			x.bytes = obj.Size
+			x.bytes, x.proof = obj.Size, info.Checksums.Proof
 		}
 		return x, err
 	}
@@ -149,8 +157,8 @@ func (r *run) transfer(ctx context.Context, obj LandingObject) (x xfer, err erro
 	}
 	defer rc.Close()
 	x.read = &readSide{vr: storage.NewVerifyingReader(rc, obj.Size, r.wantSHA(), nil)}
-	_, err = tg.p.Put(ctx, r.dstKey(), x.read, obj.Size, opts)
-	x.bytes = x.read.vr.N()
+	info, err := tg.p.Put(ctx, r.dstKey(), x.read, obj.Size, opts)
+	x.bytes, x.proof = x.read.vr.N(), info.Checksums.Proof
 	return x, err
 }
 
@@ -205,6 +213,13 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 	if len(parts) > 0 {
 		return tg.name + "-" + strings.Join(parts, "+"), nil
 	}
+	// The upload itself proved the copy (a multipart ETag over what it
+	// sent, or its own read-back), and the object in place still carries
+	// the SHA-256 that upload wrote: reading it back again proves nothing
+	// more.
+	if x.proof != "" && st.SHA256 == want {
+		return tg.name + "-" + x.proof, nil
+	}
 	rc, err := tg.p.Get(ctx, key, 0, -1)
 	if err != nil {
 		return "", err
@@ -228,8 +243,8 @@ func (r *run) verify(ctx context.Context, obj LandingObject, x xfer) (evidence s
 // the provider's.
 func (r *run) blame(ctx context.Context, obj LandingObject, x xfer, err error) error {
 	what, _ := r.sourceName()
-	if x.read != nil && x.read.bad != nil {
-		return &landingIntegrityError{reason: what + ": " + strings.TrimPrefix(x.read.bad.Error(), storage.ErrIntegrity.Error()+": ")}
+	if bad := x.read.bad(); bad != nil {
+		return &landingIntegrityError{reason: what + ": " + strings.TrimPrefix(bad.Error(), storage.ErrIntegrity.Error()+": ")}
 	}
 	if storage.KindOf(err) != storage.Integrity || x.read.whole() {
 		return err
@@ -265,10 +280,13 @@ func (t *tapSource) Open(ctx context.Context, offset int64) (io.ReadCloser, erro
 	t.mu.Lock()
 	t.last = rs
 	t.mu.Unlock()
-	return struct {
-		io.Reader
-		io.Closer
-	}{rs, rc}, nil
+	return tapReader{rs, rc}, nil
+}
+
+// tapReader is a landing stream read through its readSide.
+type tapReader struct {
+	*readSide
+	io.Closer
 }
 
 func (t *tapSource) full() *readSide {

@@ -89,6 +89,12 @@ type Checksums struct {
 	HasCRC32C bool
 	// ETag is the provider's entity tag, unquoted.
 	ETag string
+	// Proof, set only on what Put and PutResumable return, names how the
+	// upload proved the stored object equal to the bytes it read when the
+	// fields above cannot show it on their own, such as the ETag of a
+	// multipart or resumable upload or a read-back ("etag-parts-md5",
+	// "read-back"); a caller may rely on it instead of reading the copy back.
+	Proof string
 }
 
 // Source is a landing object that a provider can read again from any

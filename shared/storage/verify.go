@@ -4,6 +4,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -36,9 +37,33 @@ type VerifyingReader struct {
 	err      error
 }
 
+// Verifier is a reader that passes a VerifyingReader's bytes through
+// (a caller that hashes what a provider reads, for its own evidence).
+type Verifier interface {
+	Verifying() *VerifyingReader
+}
+
 // NewVerifyingReader wraps r, which must yield exactly size bytes with the
-// hex SHA-256 want.
+// hex SHA-256 want. When r already verifies that same declaration and has
+// not been read yet (a *VerifyingReader, or a Verifier passing one
+// through), that reader is returned instead, with progress added when it
+// had none: a caller and the provider beneath it then hash each byte once,
+// not twice, and both see the same sums.
 func NewVerifyingReader(r io.Reader, size int64, want string, progress func(int64)) *VerifyingReader {
+	var inner *VerifyingReader
+	switch v := r.(type) {
+	case *VerifyingReader:
+		inner = v
+	case Verifier:
+		inner = v.Verifying()
+	}
+	if inner != nil && inner.n == 0 && inner.err == nil && inner.size == size && inner.want == want &&
+		(progress == nil || inner.progress == nil) {
+		if progress != nil {
+			inner.progress = progress
+		}
+		return inner
+	}
 	return &VerifyingReader{r: r, size: size, want: want, sha: sha256.New(), md5: md5.New(),
 		crc: crc32.New(CastagnoliTable), progress: progress}
 }
@@ -113,6 +138,15 @@ func (v *VerifyingReader) Verify() error {
 		return nil
 	}
 	return v.err
+}
+
+// Failed is the integrity error the stream ended with (wrong size or
+// SHA-256), nil while it has not failed that way.
+func (v *VerifyingReader) Failed() error {
+	if v.err != nil && v.err != io.EOF && errors.Is(v.err, ErrIntegrity) {
+		return v.err
+	}
+	return nil
 }
 
 // N is the number of bytes read so far.

@@ -347,6 +347,7 @@ func (p *Provider) verifyStored(ctx context.Context, key string, size int64, opt
 	}
 	p.log.Debug("put verified", "op", "put", "key", key, "bytes", size, "evidence", evidence,
 		"duration_ms", time.Since(start).Milliseconds())
+	info.Checksums.Proof = evidence
 	return info, nil
 }
 

@@ -220,9 +220,13 @@ func TestEvidence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			putBytes(t, p, "obj", randomBytes(3, tc.size))
+			info := putBytes(t, p, "obj", randomBytes(3, tc.size))
 			if len(rec.evidence) != 1 || rec.evidence[0] != tc.want {
 				t.Errorf("verified by %q, want %q", rec.evidence, tc.want)
+			}
+			// The caller learns it too, so it need not read the copy back.
+			if info.Checksums.Proof != tc.want {
+				t.Errorf("Put returned proof %q, want %q", info.Checksums.Proof, tc.want)
 			}
 		})
 	}
