@@ -95,7 +95,8 @@ func runE2E(t *testing.T, run e2eRun) {
 			data := patternData{seed: uint64(i + 1), size: size}
 			sha := data.sha256()
 			var landed time.Time
-			d, parts, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup-%d-of-%d-bytes.bin", i, size), data, sha, &landed)
+			d, parts, err := uploadAndWait(ctx, c, org, fmt.Sprintf("backup-%d-of-%d-bytes.bin", i, size), data, sha, &landed,
+				s.redeliverLost(t.Logf, apiclient.Protected))
 			if parts > 0 {
 				multipart.Add(1)
 			}
@@ -178,10 +179,12 @@ func runE2E(t *testing.T, run e2eRun) {
 	s.requireNoCrash(t)
 }
 
-// uploadAndWait registers a backup, uploads its bytes and waits for PROTECTED.
+// uploadAndWait registers a backup, uploads its bytes and waits until
+// protected accepts it (apiclient.Protected, perhaps wrapped).
 // It returns the number of parts of a multipart upload (0: one PUT), and
 // sets *landed, when not nil, to when the upload completed.
-func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string, landed *time.Time) (api.BackupDetail, int32, error) {
+func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, data patternData, sha string, landed *time.Time,
+	protected func(api.BackupDetail) bool) (api.BackupDetail, int32, error) {
 	size := data.size
 	created, err := c.CreateBackup(ctx, api.CreateBackupRequest{
 		OrganizationID: org, Name: name, Size: &size, SHA256: sha, ContentType: "application/octet-stream",
@@ -200,7 +203,7 @@ func uploadAndWait(ctx context.Context, c *apiclient.Client, org, name string, d
 	if landed != nil {
 		*landed = time.Now()
 	}
-	d, err := c.Wait(ctx, created.Backup.ID, 250*time.Millisecond, apiclient.Protected, nil)
+	d, err := c.Wait(ctx, created.Backup.ID, 250*time.Millisecond, protected, nil)
 	if errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("not PROTECTED in time: %w", err)
 	}

@@ -76,12 +76,13 @@ func (b pipelineBackup) upload(ctx context.Context, c *apiclient.Client) error {
 }
 
 // waitStatus polls the backup until done accepts it (or it cannot change
-// any more), within timeout.
+// any more), within timeout; a copy whose event the shared stack lost is
+// asked for again meanwhile (redeliverLost).
 func waitStatus(t *testing.T, c *apiclient.Client, id string, timeout time.Duration, done func(api.BackupDetail) bool) (api.BackupDetail, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	return c.Wait(ctx, id, 500*time.Millisecond, done, nil)
+	return c.Wait(ctx, id, 500*time.Millisecond, sharedVal.redeliverLost(t.Logf, done), nil)
 }
 
 // objectCreated is the body EventBridge puts on the seal and replication
