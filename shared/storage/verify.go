@@ -81,7 +81,9 @@ func (v *VerifyingReader) Read(p []byte) (int, error) {
 	n, err := v.r.Read(p)
 	if n > 0 {
 		v.sha.Write(p[:n])
-		v.md5.Write(p[:n])
+		if v.md5 != nil {
+			v.md5.Write(p[:n])
+		}
 		v.crc.Write(p[:n])
 		v.n += int64(n)
 		if v.progress != nil {
@@ -155,8 +157,22 @@ func (v *VerifyingReader) N() int64 { return v.n }
 // SHA256 is the hex SHA-256 of the bytes read so far.
 func (v *VerifyingReader) SHA256() string { return hex.EncodeToString(v.sha.Sum(nil)) }
 
-// MD5 is the hex MD5 of the bytes read so far.
-func (v *VerifyingReader) MD5() string { return hex.EncodeToString(v.md5.Sum(nil)) }
+// MD5 is the hex MD5 of the bytes read so far, "" after SkipMD5.
+func (v *VerifyingReader) MD5() string {
+	if v.md5 == nil {
+		return ""
+	}
+	return hex.EncodeToString(v.md5.Sum(nil))
+}
+
+// SkipMD5 stops v computing the MD5 (the costliest of its three sums) when
+// no evidence will be compared with it, such as the ETag of a multipart
+// upload; it has effect only before the first byte is read.
+func (v *VerifyingReader) SkipMD5() {
+	if v.n == 0 {
+		v.md5 = nil
+	}
+}
 
 // CRC32C is the Castagnoli CRC of the bytes read so far.
 func (v *VerifyingReader) CRC32C() uint32 { return v.crc.Sum32() }

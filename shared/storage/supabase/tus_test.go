@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -291,5 +292,45 @@ func TestCorruptionInTransit(t *testing.T) {
 				t.Errorf("the corrupted object is still there: Stat = %v", err)
 			}
 		})
+	}
+}
+
+// TestPlainETagOnTUSUploadIsReadBack: a TUS upload spanning several chunks
+// is hashed without the whole object's MD5 (its ETag is an MD5 of part
+// MD5s). Should a server answer with a plain-MD5-looking ETag all the
+// same (here a proxy strips the part suffix), the copy is proved by
+// reading it back, not failed for an MD5 that was never computed.
+func TestPlainETagOnTUSUploadIsReadBack(t *testing.T) {
+	u, key := newEmulator(t, supaemu.Config{})
+	target, _ := url.Parse(u)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		if !strings.Contains(resp.Request.URL.Path, "/object/info/") || resp.StatusCode != http.StatusOK {
+			return nil
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		body = regexp.MustCompile(`("etag":\s*"\\?"?[0-9a-f]{32})-[0-9]+`).ReplaceAll(body, []byte("$1"))
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		resp.Header.Del("Content-Length")
+		return nil
+	}
+	ts := httptest.NewServer(rp)
+	t.Cleanup(ts.Close)
+	rec := &logRecorder{}
+	p, err := New(Config{URL: ts.URL, ServiceKey: secret.Secret(key), Bucket: testBucket}, slog.New(rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(5, 2*ChunkSize+7)
+	info := putBytes(t, p, "plain-etag", data)
+	if info.Checksums.Proof != "read-back" || len(rec.evidence) != 1 || rec.evidence[0] != "read-back" {
+		t.Errorf("proof %q, logged %q; want the copy read back", info.Checksums.Proof, rec.evidence)
+	}
+	if st, err := p.Stat(t.Context(), "plain-etag"); err != nil || strings.Contains(st.Checksums.ETag, "-") {
+		t.Fatalf("the proxy did not strip the ETag's part suffix: %+v, %v", st.Checksums, err)
 	}
 }
