@@ -6,7 +6,7 @@
 // single-provider copy (each replicate function alone, with the seal
 // function, on a stack of its own).
 //
-//	go run ./tests/pipelinebench [-sizes 10MiB,1GiB] [-runs 3] [-runs-large 1] [-single=true] [-one-put]
+//	go run ./tests/pipelinebench [-sizes 10MiB,1GiB] [-runs 3] [-runs-large 1] [-single=true] [-baseline=true] [-one-put]
 //
 // Every upload is sealed first (SealFunction writes sealed/{org}/{id}); the
 // replicate functions copy only the sealed object, so every stack runs the
@@ -15,7 +15,9 @@
 // backup's seal.sealedAt and ProtectedAt, a replica's StartedAt and
 // VerifiedAt (same machine, same clock). The fan-out ratio compares the
 // replication of the sealed object (sealedAt → copy verified) in the
-// fan-out and alone. The report goes to stdout and
+// fan-out and alone. The baseline stack runs the same fan-out without the
+// seal step (the replicate functions copy the plaintext upload), so the
+// report can say what sealing adds to time to PROTECTED. The report goes to stdout and
 // tests/artifacts/pipeline-bench.md, with what the functions logged per
 // backup (deliveries, outcomes, transfers). fake-gcs-
 // server keeps objects in memory and rehashes them per chunk: sizes above
@@ -44,6 +46,7 @@ func main() {
 	runs := flag.Int("runs", 3, "backups of each size below 256 MiB per configuration; the report shows medians")
 	runsLarge := flag.Int("runs-large", 1, "backups of each size from 256 MiB per configuration")
 	single := flag.Bool("single", true, "also run each replicate function alone (for the fan-out ratio)")
+	baseline := flag.Bool("baseline", true, "also run the pipeline without its seal step (what sealing adds to time to PROTECTED)")
 	onePut := flag.Bool("one-put", false, "upload every size in one PUT (the API's multipart threshold raised to 5 GiB); "+
 		"moto sends two Object Created events for a multipart upload, S3 one")
 	out := flag.String("out", "tests/artifacts/pipeline-bench.md", "report file, relative to the module root")
@@ -54,7 +57,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := run(ctx, *sizes, *runs, *runsLarge, *single, *onePut, *out); err != nil {
+	if err := run(ctx, *sizes, *runs, *runsLarge, *single, *baseline, *onePut, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "pipelinebench:", err)
 		os.Exit(1)
 	}
@@ -67,7 +70,7 @@ func logf(format string, args ...any) {
 // largeSize is where -runs-large takes over from -runs.
 const largeSize = 256 << 20
 
-func run(ctx context.Context, sizeList string, runs, runsLarge int, single, onePut bool, out string) error {
+func run(ctx context.Context, sizeList string, runs, runsLarge int, single, baseline, onePut bool, out string) error {
 	var sizes []int64
 	for _, s := range strings.Split(sizeList, ",") {
 		n, err := parseSize(strings.TrimSpace(s))
@@ -94,6 +97,9 @@ func run(ctx context.Context, sizeList string, runs, runsLarge int, single, oneP
 			configs = append(configs, config{name: p + " alone", providers: []string{p}, onePut: onePut})
 		}
 	}
+	if baseline {
+		configs = append(configs, config{name: noSealName, providers: providers, onePut: onePut, noSeal: true})
+	}
 	results := map[string]map[int64][]measure{}
 	for _, cfg := range configs {
 		ms, err := runConfig(ctx, root, cfg, sizes, func(size int64) int {
@@ -107,7 +113,7 @@ func run(ctx context.Context, sizeList string, runs, runsLarge int, single, oneP
 		}
 		results[cfg.name] = ms
 	}
-	report := render(reportData{sizes: sizes, runs: runs, runsLarge: runsLarge, single: single, onePut: onePut, results: results, started: started,
+	report := render(reportData{sizes: sizes, runs: runs, runsLarge: runsLarge, single: single, baseline: baseline, onePut: onePut, results: results, started: started,
 		took: time.Since(started), loadStart: load, loadEnd: loadAverage()})
 	fmt.Print(report)
 	path := filepath.Join(root, out)

@@ -33,6 +33,16 @@ type config struct {
 	// onePut raises the API's multipart threshold so that every upload is
 	// one PUT.
 	onePut bool
+	// noSeal is the pipeline without its seal step, the baseline of what
+	// sealing costs: no seal function, the replicate functions copy the
+	// plaintext upload (REPLICATE_REQUIRE_SEAL=false), and since the
+	// template's rules send them sealed/ objects only, the benchmark puts
+	// the upload's Object Created event on their queues itself as soon as
+	// the upload completes (what a backups/ rule would do, minus
+	// EventBridge's hop).
+	noSeal bool
+	// landed, when set, is called once an upload completes (noSeal).
+	landed func(ctx context.Context, key string, size int64) error
 }
 
 // measure is one backup's figures, each from upload complete.
@@ -54,6 +64,10 @@ type measure struct {
 	// used meanwhile, by role.
 	Wall time.Duration
 	CPU  map[string]time.Duration
+	// ReplWall and ReplCPU are the same from when the wait first saw the
+	// seal recorded (within 100 ms): the replication alone.
+	ReplWall time.Duration
+	ReplCPU  time.Duration
 	// Logs is what the seal and replicate functions logged about the
 	// backup, by "seal" or provider.
 	Logs map[string]*runLog
@@ -89,6 +103,9 @@ func (m measure) last() time.Duration {
 // backups of each size on it, one at a time.
 func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs func(size int64) int) (map[int64][]measure, error) {
 	fns := []string{"ApiFunction", "SealFunction"}
+	if cfg.noSeal {
+		fns = fns[:1]
+	}
 	for _, p := range cfg.providers {
 		fns = append(fns, functionOf[p])
 	}
@@ -104,14 +121,23 @@ func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs
 	logf("%s: starting a local stack (%s); function logs in %s", cfg.name, strings.Join(fns, ", "), logPath)
 	opts := stack.Options{Root: root, StackName: "bench" + strings.ToLower(api.NewID(time.Now())[16:]),
 		Functions: fns, ScheduleInterval: -1, Output: logFile}
+	opts.FunctionEnv = map[string]map[string]string{}
 	if cfg.onePut {
-		opts.FunctionEnv = map[string]map[string]string{"ApiFunction": {"API_MULTIPART_THRESHOLD": "5GiB"}}
+		opts.FunctionEnv["ApiFunction"] = map[string]string{"API_MULTIPART_THRESHOLD": "5GiB"}
+	}
+	if cfg.noSeal {
+		for _, p := range cfg.providers {
+			opts.FunctionEnv[functionOf[p]] = map[string]string{"REPLICATE_REQUIRE_SEAL": "false"}
+		}
 	}
 	s, err := stack.Start(ctx, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
+	if cfg.noSeal {
+		cfg.landed = landedEvents(s, cfg.providers)
+	}
 	org := api.NewID(time.Now())
 	c := apiclient.New(s.APIURL, stack.DevToken(org, 6*time.Hour))
 	out := map[int64][]measure{}
@@ -168,8 +194,18 @@ func one(ctx context.Context, c *apiclient.Client, org string, cfg config, size 
 		return measure{}, fmt.Errorf("upload: %w", err)
 	}
 	landed := time.Now()
+	if cfg.landed != nil {
+		if err := cfg.landed(ctx, created.Backup.LandingKey, size); err != nil {
+			return measure{}, fmt.Errorf("send the upload's event: %w", err)
+		}
+	}
 	cpuBefore := sampleCPU()
+	var cpuSealed cpuSample
+	var sealSeen time.Time
 	done := func(d api.BackupDetail) bool {
+		if (d.Backup.Seal != nil || cfg.noSeal) && cpuSealed == nil {
+			cpuSealed, sealSeen = sampleCPU(), time.Now()
+		}
 		if len(cfg.providers) == len(providers) {
 			return d.Backup.Status == catalog.StatusProtected
 		}
@@ -188,10 +224,19 @@ func one(ctx context.Context, c *apiclient.Client, org string, cfg config, size 
 	}
 	m := measure{BackupID: created.Backup.ID, Upload: landed.Sub(began), Verified: map[string]time.Duration{}, Started: map[string]time.Duration{},
 		Wall: time.Since(landed), CPU: sampleCPU().since(cpuBefore)}
-	if d.Backup.Seal == nil {
-		return m, fmt.Errorf("copies verified but no seal recorded")
+	if cpuSealed != nil {
+		m.ReplWall, m.ReplCPU = time.Since(sealSeen), total(sampleCPU().since(cpuSealed))
 	}
-	m.Sealed = d.Backup.Seal.SealedAt.Sub(landed)
+	switch {
+	case cfg.noSeal && d.Backup.Seal != nil:
+		return m, fmt.Errorf("sealed by a stack without a seal function")
+	case cfg.noSeal:
+		// The copies start from the upload itself: Sealed stays 0.
+	case d.Backup.Seal == nil:
+		return m, fmt.Errorf("copies verified but no seal recorded")
+	default:
+		m.Sealed = d.Backup.Seal.SealedAt.Sub(landed)
+	}
 	if p := d.Backup.ProtectedAt; p != nil {
 		m.Protected = p.Sub(landed)
 	}

@@ -14,6 +14,7 @@ type reportData struct {
 	sizes              []int64
 	runs, runsLarge    int
 	single, onePut     bool
+	baseline           bool
 	results            map[string]map[int64][]measure // by configuration name, then size
 	started            time.Time
 	took               time.Duration
@@ -94,6 +95,12 @@ func render(r reportData) string {
 			}
 		}
 	}
+	if r.single {
+		b.WriteString(floorTable(r))
+	}
+	if r.baseline {
+		b.WriteString(sealCostTable(r))
+	}
 	b.WriteString(logTable(r))
 	b.WriteString("\n\"Upload complete\" is when the upload's last byte was accepted (client clock); every other time is one the system recorded " +
 		"(the backup's seal.sealedAt and protectedAt, each replica's startedAt and verifiedAt; \"started\" is when the replicate run for that " +
@@ -161,6 +168,67 @@ func logTable(r reportData) string {
 				b.WriteString("\n")
 			}
 		}
+	}
+	return b.String()
+}
+
+// floorTable is the replication's CPU, from the seal seen to the copies
+// done: on this machine's cores the fan-out cannot take less wall time
+// than its CPU time spread over all of them, whatever the code does, so
+// that floor over the slowest copy alone is the best ratio it allows.
+func floorTable(r reportData) string {
+	var b strings.Builder
+	cores := runtime.NumCPU()
+	fmt.Fprintf(&b, "\nReplication's CPU (every process, from the wait seeing the seal recorded to the copies done), and the floor it puts under the fan-out on %d cores:\n\n", cores)
+	fmt.Fprintf(&b, "| size | configuration | replication wall | replication CPU | cores busy | floor: CPU ÷ %d cores |\n|---|---|---:|---:|---:|---:|\n", cores)
+	for _, size := range r.sizes {
+		var slowest, fanFloor time.Duration
+		for _, name := range append([]string{"fan-out"}, aloneNames()...) {
+			ms := r.results[name][size]
+			if len(ms) == 0 {
+				continue
+			}
+			wall := median(ms, func(m measure) time.Duration { return m.ReplWall })
+			cpu := median(ms, func(m measure) time.Duration { return m.ReplCPU })
+			floor := cpu / time.Duration(cores)
+			if name == "fan-out" {
+				fanFloor = floor
+			} else {
+				p := strings.TrimSuffix(name, " alone")
+				slowest = max(slowest, median(ms, func(m measure) time.Duration { return m.afterSeal(p) }))
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f of %d | %s |\n", sizeText(size), name, dur(wall), dur(cpu),
+				cpu.Seconds()/max(wall.Seconds(), 1e-9), cores, dur(floor))
+		}
+		if slowest > 0 && fanFloor > 0 {
+			fmt.Fprintf(&b, "\n%s: the fan-out's floor is %.2f× the slowest copy alone (%s): the best ratio this machine allows.\n",
+				sizeText(size), float64(fanFloor)/float64(slowest), dur(slowest))
+		}
+	}
+	return b.String()
+}
+
+// noSealName is the baseline configuration: the fan-out without sealing.
+const noSealName = "no seal"
+
+// sealCostTable compares time to PROTECTED with and without the seal step.
+func sealCostTable(r reportData) string {
+	var b strings.Builder
+	b.WriteString("\nWhat sealing adds to time to PROTECTED (the same fan-out, with the seal step and without it: the baseline's replicate " +
+		"functions copy the plaintext upload, their events put on the queues by the benchmark as the upload completes):\n\n")
+	b.WriteString("| size | upload complete → PROTECTED without sealing | with sealing | sealing adds (target ≤ 10 %) |\n|---|---:|---:|---:|\n")
+	for _, size := range r.sizes {
+		base := median(r.results[noSealName][size], func(m measure) time.Duration { return m.Protected })
+		sealed := median(r.results["fan-out"][size], func(m measure) time.Duration { return m.Protected })
+		if base == 0 || sealed == 0 {
+			continue
+		}
+		added := float64(sealed-base) / float64(base) * 100
+		verdict := "met"
+		if added > 10 {
+			verdict = "missed"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | **%+.0f %%** (%s) |\n", sizeText(size), dur(base), dur(sealed), added, verdict)
 	}
 	return b.String()
 }
