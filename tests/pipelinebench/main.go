@@ -6,7 +6,7 @@
 // single-provider copy (each replicate function alone, with the seal
 // function, on a stack of its own).
 //
-//	go run ./tests/pipelinebench [-sizes 10MiB,1GiB] [-runs 3] [-runs-large 1] [-single=true] [-baseline=true] [-one-put]
+//	go run ./tests/pipelinebench [-sizes 10MiB,1GiB] [-runs 3] [-runs-large 1] [-rounds 1] [-single=true] [-baseline=true] [-one-put]
 //
 // Every upload is sealed first (SealFunction writes sealed/{org}/{id}); the
 // replicate functions copy only the sealed object, so every stack runs the
@@ -47,6 +47,8 @@ func main() {
 	runsLarge := flag.Int("runs-large", 1, "backups of each size from 256 MiB per configuration")
 	single := flag.Bool("single", true, "also run each replicate function alone (for the fan-out ratio)")
 	baseline := flag.Bool("baseline", true, "also run the pipeline without its seal step (what sealing adds to time to PROTECTED)")
+	rounds := flag.Int("rounds", 1, "rounds: each runs every configuration in turn (interleaved, so that a machine slowing down "+
+		"or speeding up weighs on each configuration alike)")
 	onePut := flag.Bool("one-put", false, "upload every size in one PUT (the API's multipart threshold raised to 5 GiB); "+
 		"moto sends two Object Created events for a multipart upload, S3 one")
 	out := flag.String("out", "tests/artifacts/pipeline-bench.md", "report file, relative to the module root")
@@ -57,7 +59,7 @@ func main() {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	if err := run(ctx, *sizes, *runs, *runsLarge, *single, *baseline, *onePut, *out); err != nil {
+	if err := run(ctx, *sizes, *runs, *runsLarge, *rounds, *single, *baseline, *onePut, *out); err != nil {
 		fmt.Fprintln(os.Stderr, "pipelinebench:", err)
 		os.Exit(1)
 	}
@@ -70,7 +72,7 @@ func logf(format string, args ...any) {
 // largeSize is where -runs-large takes over from -runs.
 const largeSize = 256 << 20
 
-func run(ctx context.Context, sizeList string, runs, runsLarge int, single, baseline, onePut bool, out string) error {
+func run(ctx context.Context, sizeList string, runs, runsLarge, rounds int, single, baseline, onePut bool, out string) error {
 	var sizes []int64
 	for _, s := range strings.Split(sizeList, ",") {
 		n, err := parseSize(strings.TrimSpace(s))
@@ -82,8 +84,8 @@ func run(ctx context.Context, sizeList string, runs, runsLarge int, single, base
 		}
 		sizes = append(sizes, n)
 	}
-	if runs < 1 || runsLarge < 1 {
-		return fmt.Errorf("-runs and -runs-large must be at least 1")
+	if runs < 1 || runsLarge < 1 || rounds < 1 {
+		return fmt.Errorf("-runs, -runs-large and -rounds must be at least 1")
 	}
 	root, err := stack.FindRoot(".")
 	if err != nil {
@@ -101,19 +103,29 @@ func run(ctx context.Context, sizeList string, runs, runsLarge int, single, base
 		configs = append(configs, config{name: noSealName, providers: providers, onePut: onePut, noSeal: true})
 	}
 	results := map[string]map[int64][]measure{}
-	for _, cfg := range configs {
-		ms, err := runConfig(ctx, root, cfg, sizes, func(size int64) int {
-			if size >= largeSize {
-				return runsLarge
+	for round := range rounds {
+		for _, cfg := range configs {
+			if rounds > 1 {
+				logf("round %d of %d", round+1, rounds)
 			}
-			return runs
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w", cfg.name, err)
+			ms, err := runConfig(ctx, root, cfg, sizes, round == 0, func(size int64) int {
+				if size >= largeSize {
+					return runsLarge
+				}
+				return runs
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w", cfg.name, err)
+			}
+			if results[cfg.name] == nil {
+				results[cfg.name] = map[int64][]measure{}
+			}
+			for size, m := range ms {
+				results[cfg.name][size] = append(results[cfg.name][size], m...)
+			}
 		}
-		results[cfg.name] = ms
 	}
-	report := render(reportData{sizes: sizes, runs: runs, runsLarge: runsLarge, single: single, baseline: baseline, onePut: onePut, results: results, started: started,
+	report := render(reportData{sizes: sizes, runs: runs, runsLarge: runsLarge, rounds: rounds, single: single, baseline: baseline, onePut: onePut, results: results, started: started,
 		took: time.Since(started), loadStart: load, loadEnd: loadAverage()})
 	fmt.Print(report)
 	path := filepath.Join(root, out)

@@ -100,8 +100,9 @@ func (m measure) last() time.Duration {
 }
 
 // runConfig starts a stack running cfg's functions and measures runs(size)
-// backups of each size on it, one at a time.
-func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs func(size int64) int) (map[int64][]measure, error) {
+// backups of each size on it, one at a time. fresh starts its log file
+// anew; otherwise the log is appended to (a later round).
+func runConfig(ctx context.Context, root string, cfg config, sizes []int64, fresh bool, runs func(size int64) int) (map[int64][]measure, error) {
 	fns := []string{"ApiFunction", "SealFunction"}
 	if cfg.noSeal {
 		fns = fns[:1]
@@ -113,7 +114,11 @@ func runConfig(ctx context.Context, root string, cfg config, sizes []int64, runs
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
-	logFile, err := os.Create(logPath)
+	mode := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	if fresh {
+		mode |= os.O_TRUNC
+	}
+	logFile, err := os.OpenFile(logPath, mode, 0o644)
 	if err != nil {
 		return nil, err
 	}

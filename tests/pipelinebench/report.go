@@ -13,6 +13,7 @@ import (
 type reportData struct {
 	sizes              []int64
 	runs, runsLarge    int
+	rounds             int
 	single, onePut     bool
 	baseline           bool
 	results            map[string]map[int64][]measure // by configuration name, then size
@@ -25,8 +26,9 @@ type reportData struct {
 func render(r reportData) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Time to PROTECTED (local stack)\n\n")
-	fmt.Fprintf(&b, "Command: `go run ./tests/pipelinebench %s` — %d backup(s) per size below %s and %d from it, per configuration, medians (of two: their mean); started %s, took %s.\n",
-		strings.Join(os.Args[1:], " "), r.runs, sizeText(largeSize), r.runsLarge, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
+	fmt.Fprintf(&b, "Command: `go run ./tests/pipelinebench %s` — %d backup(s) per size below %s and %d from it, per configuration and round, "+
+		"%d round(s) (each runs every configuration in turn), medians (of two: their mean); started %s, took %s.\n",
+		strings.Join(os.Args[1:], " "), r.runs, sizeText(largeSize), r.runsLarge, r.rounds, r.started.UTC().Format("2006-01-02 15:04 UTC"), r.took.Round(time.Second))
 	fmt.Fprintf(&b, "Machine: %d cores shared with other work (load average %s at start, %s at end), %s %s/%s.\n",
 		runtime.NumCPU(), r.loadStart, r.loadEnd, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	if r.onePut {
@@ -67,6 +69,7 @@ func render(r reportData) string {
 			}
 			fmt.Fprintf(&b, " **%.2f×** (%s) |\n", ratio, verdict)
 		}
+		b.WriteString(pairedRatios(r))
 	}
 	if r.single {
 		fmt.Fprintf(&b, "\n| size | configuration | upload complete → sealed | copies done | CPU used by all processes | cores busy | moto_server | function bootstraps | bench process |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
@@ -229,6 +232,38 @@ func sealCostTable(r reportData) string {
 			verdict = "missed"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s | **%+.0f %%** (%s) |\n", sizeText(size), dur(base), dur(sealed), added, verdict)
+	}
+	return b.String()
+}
+
+// pairedRatios is the fan-out ratio of each run against the alone runs
+// of the same index (with -rounds, the same round: measured minutes apart
+// at most, so a machine that slowed down or sped up weighs on both).
+func pairedRatios(r reportData) string {
+	var b strings.Builder
+	for _, size := range r.sizes {
+		fan := r.results["fan-out"][size]
+		var ratios []string
+		met := 0
+		for i, f := range fan {
+			var slowest time.Duration
+			for _, p := range providers {
+				alone := r.results[p+" alone"][size]
+				if i >= len(alone) {
+					return b.String()
+				}
+				slowest = max(slowest, alone[i].afterSeal(p))
+			}
+			ratio := float64(f.lastAfterSeal()) / float64(slowest)
+			if ratio <= 1.2 {
+				met++
+			}
+			ratios = append(ratios, fmt.Sprintf("%.2f×", ratio))
+		}
+		if len(ratios) > 1 {
+			fmt.Fprintf(&b, "\n%s, run by run (fan-out against the slowest alone copy of the same round): %s; %d of %d within 1.2×.\n",
+				sizeText(size), strings.Join(ratios, ", "), met, len(ratios))
+		}
 	}
 	return b.String()
 }
