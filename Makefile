@@ -11,7 +11,7 @@ GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 LAMBDA_ENV := GOOS=linux GOARCH=arm64 CGO_ENABLED=0
 COVERPKG := ./shared/...,./functions/...
 TEST_TIMEOUT ?= 25m
-PIPELINE_BENCH_FLAGS ?= -one-put -runs-large 2
+PIPELINE_BENCH_FLAGS ?= -rounds 3
 
 .PHONY: all build test lint bench dev demo tools clean fuzz $(addprefix build-fn-,$(FUNCTIONS))
 

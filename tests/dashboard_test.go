@@ -119,6 +119,27 @@ func TestDashboardInABrowser(t *testing.T) {
 	if overflow, _ := eval[bool](b, `document.documentElement.scrollWidth > window.innerWidth + 1`); overflow {
 		t.Error("the page scrolls sideways on a 390 px wide phone")
 	}
+	// The long last error is folded to three lines there, and a tap shows
+	// it whole.
+	fold, err := eval[string](b, `(() => {
+		const f = document.querySelector('#provider-gcs-error button.fold');
+		if (!f) return 'no fold: ' + document.getElementById('provider-gcs-error').textContent;
+		const lh = parseFloat(getComputedStyle(f).lineHeight), closed = f.getBoundingClientRect().height;
+		f.click();
+		const open = f.getBoundingClientRect().height, expanded = f.getAttribute('aria-expanded');
+		f.click();
+		return JSON.stringify({lh, closed, open, expanded, whole: f.textContent === f.title && f.textContent.length > 90});
+	})()`)
+	var folded struct {
+		LH, Closed, Open float64
+		Expanded         string
+		Whole            bool
+	}
+	if err != nil || jsonUnmarshal([]byte(fold), &folded) != nil {
+		t.Errorf("the gcs card's long error is not folded on a phone: %s %v", fold, err)
+	} else if folded.Closed > 3.5*folded.LH || folded.Open <= folded.Closed || folded.Expanded != "true" || !folded.Whole {
+		t.Errorf("the gcs card's error fold: %+v; want at most 3 lines closed, the whole text taller when tapped", folded)
+	}
 	b.screenshot("dashboard-phone.png")
 
 	for _, f := range b.pageFaults() {

@@ -45,6 +45,29 @@ function setText(e, text) {
   if (e.textContent !== text) e.textContent = text;
 }
 
+// FOLD_AFTER is how long a text may be before setFolded folds it.
+const FOLD_AFTER = 90;
+
+// setFolded shows text in e; a longer text is folded to three lines in a
+// button that shows it whole when tapped (or on Enter), so that one long
+// error does not stretch a card on a phone. An open fold stays open while
+// its text changes.
+function setFolded(e, text) {
+  const fold = e.querySelector('button.fold');
+  if (text.length <= FOLD_AFTER) {
+    if (fold || e.textContent !== text) e.textContent = text;
+    return;
+  }
+  if (fold) {
+    setText(fold, text);
+    fold.title = text;
+    return;
+  }
+  const b = el('button', { type: 'button', class: 'fold', 'aria-expanded': 'false', title: text }, text);
+  b.addEventListener('click', () => b.setAttribute('aria-expanded', String(b.getAttribute('aria-expanded') !== 'true')));
+  e.replaceChildren(b);
+}
+
 function renderConnection() {
   const c = $('connection');
   c.dataset.state = state.mode;
@@ -77,7 +100,7 @@ function renderProviders() {
       HEALTH_WORDS[p.health] || p.health));
     setText($(id + '-latency'), p.latencyMs === null ? '—' : `${p.latencyMs} ms`);
     setText($(id + '-breaker'), p.breaker || '—');
-    setText($(id + '-error'), p.lastError || 'none');
+    setFolded($(id + '-error'), p.lastError || 'none');
     setText($(id + '-checked'), p.checkedAt ? fmtTime(p.checkedAt) : '—');
   }
 }
