@@ -131,6 +131,18 @@ type Resumer interface {
 	PutResumable(ctx context.Context, key string, src Source, opts PutOptions, state string, save func(state string) error) (ObjectInfo, error)
 }
 
+// Retainer is implemented by providers that can keep a stored object under
+// object lock retention for longer than it was written with (S3 object
+// lock, GCS object retention). RetainUntil keeps the object at key locked,
+// in the provider's configured mode, until at least until; it never
+// shortens a retention already in force, and returns the retain-until date
+// in force afterwards. A provider configured without a lock answers with
+// an error of kind Permanent; a missing object with kind NotFound. Find it
+// through decorators with As.
+type Retainer interface {
+	RetainUntil(ctx context.Context, key string, until time.Time) (time.Time, error)
+}
+
 // Unwrapper is implemented by decorators (retry, breaker, logging) so that
 // optional interfaces can be found beneath them.
 type Unwrapper interface {
