@@ -92,6 +92,9 @@ type Replica struct {
 	// Note says, for a person, why the copy exists or went away, e.g.
 	// "standing in for s3" on a standby's failover copy.
 	Note string `json:"note,omitempty" dynamodbav:"note,omitempty"`
+	// RetainedUntil is the copy's object lock retain-until date as last
+	// set or read by the retention run; nil when it has not looked.
+	RetainedUntil *time.Time `json:"retainedUntil,omitempty" dynamodbav:"retained_until,omitempty"`
 }
 
 // Errors of the store.
