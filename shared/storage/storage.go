@@ -134,13 +134,24 @@ type Resumer interface {
 // Retainer is implemented by providers that can keep a stored object under
 // object lock retention for longer than it was written with (S3 object
 // lock, GCS object retention). RetainUntil keeps the object at key locked,
-// in the provider's configured mode, until at least until; it never
+// in the provider's configured mode, until at least until (CeilSecond); it never
 // shortens a retention already in force, and returns the retain-until date
 // in force afterwards. A provider configured without a lock answers with
 // an error of kind Permanent; a missing object with kind NotFound. Find it
 // through decorators with As.
 type Retainer interface {
 	RetainUntil(ctx context.Context, key string, until time.Time) (time.Time, error)
+}
+
+// CeilSecond is t in UTC rounded up to a whole second: the retain-until a
+// Retainer sets for t, since providers keep whole seconds and rounding
+// down would lock for less than asked.
+func CeilSecond(t time.Time) time.Time {
+	t = t.UTC()
+	if s := t.Truncate(time.Second); !s.Equal(t) {
+		return s.Add(time.Second)
+	}
+	return t
 }
 
 // Unwrapper is implemented by decorators (retry, breaker, logging) so that

@@ -26,7 +26,7 @@ func (p *Provider) RetainUntil(ctx context.Context, key string, until time.Time)
 		return time.Time{}, &storage.Error{Op: "retain", Provider: p.name, Key: key, Kind: storage.Permanent,
 			Err: errors.New("object retention is not configured for this provider")}
 	}
-	until = until.UTC().Truncate(time.Second)
+	until = storage.CeilSecond(until)
 	o := p.bucket.Object(key)
 	a, err := o.Attrs(ctx)
 	if err != nil {

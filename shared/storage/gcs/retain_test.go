@@ -39,7 +39,7 @@ func TestRetainUntil(t *testing.T) {
 		t.Fatal("the gcs provider is not a storage.Retainer")
 	}
 	far := time.Now().UTC().AddDate(1, 0, 0).Truncate(time.Second)
-	got, err := r.RetainUntil(t.Context(), key, far.Add(300*time.Millisecond))
+	got, err := r.RetainUntil(t.Context(), key, far.Add(-300*time.Millisecond)) // rounded up to far
 	if err != nil || !got.Equal(far) {
 		t.Fatalf("extend: %v %v, want %v", got, err, far)
 	}

@@ -27,7 +27,7 @@ func (p *Provider) RetainUntil(ctx context.Context, key string, until time.Time)
 		return time.Time{}, &storage.Error{Op: "retain", Provider: p.name, Key: key, Kind: storage.Permanent,
 			Err: errors.New("object lock is not configured for this provider")}
 	}
-	until = until.UTC().Truncate(time.Second) // S3 keeps retain-until dates to the second
+	until = storage.CeilSecond(until) // S3 keeps retain-until dates to the second
 	current, err := p.retention(ctx, key)
 	if err != nil {
 		return time.Time{}, err
