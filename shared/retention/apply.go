@@ -11,6 +11,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/erase"
+	"github.com/wedsync/backup-replication/shared/storage"
 )
 
 // Eraser is the erasure path; *erase.Eraser implements it.
@@ -29,6 +30,11 @@ type Deps struct {
 	Eraser  Eraser
 	Now     func() time.Time // default time.Now
 	Logger  *slog.Logger     // default: discard
+	// Retainers, by provider name, are the providers whose copies are
+	// written under object lock: Apply extends the lock of every VERIFIED
+	// copy of a kept backup there to the backup's KeepUntil. Nil or empty:
+	// locks are left as written.
+	Retainers map[string]storage.Retainer
 }
 
 // Runner applies a Config to the catalog. Build it with NewRunner.
@@ -71,7 +77,10 @@ type Report struct {
 	Incomplete int `json:"incomplete,omitempty"`
 	// CutShort says the run stopped at MaxPerRun or ScanLimit; the next
 	// run carries on.
-	CutShort bool     `json:"cutShort,omitempty"`
+	CutShort bool `json:"cutShort,omitempty"`
+	// Extended is how many copies' object locks this run extended to
+	// their backup's KeepUntil (see Deps.Retainers).
+	Extended int      `json:"extended"`
 	Errors   []string `json:"errors,omitempty"`
 }
 
@@ -82,7 +91,8 @@ var candidateStatuses = []catalog.Status{catalog.StatusProtected, catalog.Status
 // Apply runs once: it carries on erasures an outage cut short, then, per
 // organisation with backups older than the shortest keep-all window, it
 // erases what its policy lets expire, oldest first, at most MaxPerRun
-// backups in all. Problems are reported and logged; Apply goes on with
+// backups in all, and extends the object locks of the copies its policy
+// keeps (see extend). Problems are reported and logged; Apply goes on with
 // the next organisation.
 func (r *Runner) Apply(ctx context.Context) (Report, error) {
 	var rep Report
@@ -98,8 +108,9 @@ func (r *Runner) Apply(ctx context.Context) (Report, error) {
 	errs = append(errs, err)
 	rep.Organizations, rep.CutShort = len(orgs), rep.CutShort || !complete
 	now := r.d.Now()
+	ext := r.newExtension()
 	for _, org := range orgs {
-		if budget <= 0 {
+		if budget <= 0 && len(r.d.Retainers) == 0 {
 			rep.CutShort = true
 			break
 		}
@@ -138,6 +149,7 @@ func (r *Runner) Apply(ctx context.Context) (Report, error) {
 				rep.Incomplete++
 			}
 		}
+		r.extend(ctx, plan, &rep, ext, &errs)
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -145,8 +157,8 @@ func (r *Runner) Apply(ctx context.Context) (Report, error) {
 		}
 	}
 	r.log.InfoContext(ctx, "retention applied", "op", "retention", "organizations", rep.Organizations, "expired", rep.Expired,
-		"erased", len(rep.Erased), "resumed", len(rep.Resumed), "incomplete", rep.Incomplete, "cut_short", rep.CutShort,
-		"errors", len(rep.Errors))
+		"erased", len(rep.Erased), "resumed", len(rep.Resumed), "incomplete", rep.Incomplete, "extended", rep.Extended,
+		"extend_failed", ext.failed, "cut_short", rep.CutShort, "errors", len(rep.Errors))
 	return rep, errors.Join(errs...)
 }
 

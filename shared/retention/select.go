@@ -16,6 +16,14 @@ type Decision struct {
 	// Reason says which rule keeps it ("keep-all", "weekly 2025-W07",
 	// "monthly 2024-03") or why it expires.
 	Reason string
+	// KeepUntil, for a kept backup, is the latest date any rule that keeps
+	// it would keep it: CreatedAt + KeepAllDays days for keep-all,
+	// CreatedAt + WeeklyMonths months for its week's representative,
+	// CreatedAt + MonthlyYears years for its month's. The representative
+	// rules count only once their week or month has ended at now: until
+	// then a newer backup may still take the backup's place. Zero when the
+	// backup expires.
+	KeepUntil time.Time
 }
 
 // Restorable reports whether a backup in status s has copies to restore
@@ -60,7 +68,8 @@ func Plan(p Policy, backups []catalog.Backup, now time.Time) []Decision {
 	for _, b := range live {
 		at := b.CreatedAt.UTC()
 		w, m := weekOf(at), monthOf(at)
-		d := Decision{Backup: b, Keep: true}
+		d := Decision{Backup: b, Keep: true, KeepUntil: keepUntil(p, b, now, weekRep[w] == b.ID && !at.Before(weeklyFrom),
+			monthRep[m] == b.ID && !at.Before(monthlyFrom), !at.Before(keepAllFrom))}
 		switch {
 		case !at.Before(keepAllFrom):
 			d.Reason = "keep-all"
@@ -73,9 +82,51 @@ func Plan(p Policy, backups []catalog.Backup, now time.Time) []Decision {
 		default:
 			d.Keep, d.Reason = false, "expired under the retention policy ("+p.String()+")"
 		}
+		if !d.Keep {
+			d.KeepUntil = time.Time{}
+		}
 		out = append(out, d)
 	}
 	return out
+}
+
+// keepUntil is Decision.KeepUntil of b, kept by the rules flagged.
+func keepUntil(p Policy, b catalog.Backup, now time.Time, weekly, monthly, keepAll bool) time.Time {
+	at := b.CreatedAt.UTC()
+	var until time.Time
+	if keepAll {
+		until = at.Add(time.Duration(p.KeepAllDays) * 24 * time.Hour)
+	}
+	if weekly && !now.Before(weekEnd(at)) {
+		until = later(until, at.AddDate(0, p.WeeklyMonths, 0))
+	}
+	if monthly && !now.Before(monthEnd(at)) {
+		until = later(until, at.AddDate(p.MonthlyYears, 0, 0))
+	}
+	return until
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// weekEnd is the start (Monday 00:00 UTC) of the ISO week after t's.
+func weekEnd(t time.Time) time.Time {
+	t = t.UTC()
+	days := (8 - int(t.Weekday())) % 7 // to next Monday; Monday itself: 7
+	if days == 0 {
+		days = 7
+	}
+	return time.Date(t.Year(), t.Month(), t.Day()+days, 0, 0, 0, 0, time.UTC)
+}
+
+// monthEnd is the start of the calendar month (UTC) after t's.
+func monthEnd(t time.Time) time.Time {
+	t = t.UTC()
+	return time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, time.UTC)
 }
 
 // Expired returns the backups p lets expire at now, oldest first.
