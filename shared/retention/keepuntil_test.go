@@ -15,10 +15,10 @@ func TestPlanKeepUntil(t *testing.T) {
 	p := retention.Policy{KeepAllDays: 7, WeeklyMonths: 2, MonthlyYears: 3}
 	now := at(t, "2025-03-12T10:00:00") // a Wednesday
 	backups := []catalog.Backup{
-		bk(t, "2025-03-11T08:00:00"), // keep-all; its week and month are open
-		bk(t, "2025-03-09T08:00:00"), // Sunday: week 10 is over, March is not
-		bk(t, "2025-02-20T08:00:00"), // stands for February (over) and its week
-		bk(t, "2025-02-19T08:00:00"), // expires: neither newest of week nor month
+		bk(t, "2025-03-11T08:00:00"),                       // keep-all; its week and month are open
+		bk(t, "2025-03-09T08:00:00"),                       // Sunday: week 10 is over, March is not
+		bk(t, "2025-02-20T08:00:00"),                       // stands for February (over) and its week
+		bk(t, "2025-02-19T08:00:00"),                       // expires: neither newest of week nor month
 		bk(t, "2025-02-10T08:00:00", catalog.StatusFailed), // expires
 	}
 	want := map[string]time.Time{
