@@ -62,8 +62,9 @@ func LoadRetentionEnv(getenv func(string) string) (RetentionEnv, error) {
 }
 
 // wireRetention builds the retention runner (nil when no policy is set):
-// the key store on KMS and the keys table, and an Eraser over the same
-// providers and the landing bucket.
+// the key store on KMS and the keys table, an Eraser over the same
+// providers and the landing bucket, and the retainers of the providers
+// that write copies under lock.
 func wireRetention(c config.Health, re RetentionEnv, awsCfg aws.Config, db *dynamodb.Client, cat catalog.Store,
 	ps map[string]storage.Provider, logger *slog.Logger) (Retention, error) {
 	if !re.Policy.Enabled() {
@@ -85,7 +86,29 @@ func wireRetention(c config.Health, re RetentionEnv, awsCfg aws.Config, db *dyna
 	if err != nil {
 		return nil, err
 	}
-	return retention.NewRunner(re.Policy, retention.Deps{Catalog: cat, Eraser: er, Logger: logger})
+	return retention.NewRunner(re.Policy, retention.Deps{Catalog: cat, Eraser: er, Logger: logger,
+		Retainers: retainers(c.Locks, ps, logger)})
+}
+
+// retainers are the providers of ps whose copies are written under lock
+// (config.Locks) and that can extend a lock: the retention run keeps
+// their copies of kept backups locked for as long as the policy keeps
+// them.
+func retainers(locks config.Locks, ps map[string]storage.Provider, logger *slog.Logger) map[string]storage.Retainer {
+	out := map[string]storage.Retainer{}
+	for name, p := range ps {
+		if !locks.For(name).On() {
+			continue
+		}
+		r, ok := storage.As[storage.Retainer](p)
+		if !ok {
+			logger.Warn("copies are written under lock but the provider cannot extend it: kept backups keep their write-time lock",
+				"op", "init", "provider", name)
+			continue
+		}
+		out[name] = r
+	}
+	return out
 }
 
 // periodicRetention applies the retention policy once per RetentionEvery
