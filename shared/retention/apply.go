@@ -78,8 +78,9 @@ type Report struct {
 	// CutShort says the run stopped at MaxPerRun or ScanLimit; the next
 	// run carries on.
 	CutShort bool `json:"cutShort,omitempty"`
-	// Extended is how many copies' object locks this run extended to
-	// their backup's KeepUntil (see Deps.Retainers).
+	// Extended is how many copies this run had the provider keep locked
+	// until at least their backup's KeepUntil, and recorded so (see
+	// Deps.Retainers); copies already recorded so are not counted.
 	Extended int      `json:"extended"`
 	Errors   []string `json:"errors,omitempty"`
 }
