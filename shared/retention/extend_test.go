@@ -100,3 +100,39 @@ func TestApplyExtendsLocksOfKeptCopies(t *testing.T) {
 		t.Fatalf("second run: %+v %v, want nothing extended or erased", second, err)
 	}
 }
+
+// TestApplyExtendsPastARefusingProvider: a provider that refuses to
+// extend (gcs here, written without retention) is reported for each copy
+// and does not stop the s3 copies from being extended.
+func TestApplyExtendsPastARefusingProvider(t *testing.T) {
+	f := erasetest.New(t, emulator.SharedMoto(t), erasetest.Options{S3Lock: time.Hour})
+	ctx := t.Context()
+	a := f.Put(t, "org1", []byte("first"), time.Time{}, "")
+	b := f.Put(t, "org1", []byte("second"), time.Time{}, "")
+	f.Put(t, "org1", []byte("old, makes org1 a candidate"), time.Now().AddDate(0, 0, -10), catalog.StatusFailed)
+	cfg, _ := retention.ParseConfig([]byte(`{"keepAllDays":7}`))
+	e, err := erase.New(erase.Deps{Catalog: f.Catalog, Keys: f.Keys, Providers: f.Providers, Landing: f.Landing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rets := map[string]storage.Retainer{}
+	for _, name := range []string{"gcs", "s3"} {
+		rets[name], _ = storage.As[storage.Retainer](f.Providers[name])
+	}
+	r, err := retention.NewRunner(cfg, retention.Deps{Catalog: f.Catalog, Eraser: e, Retainers: rets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Apply(ctx)
+	if err == nil || rep.Extended != 2 || len(rep.Errors) != 2 {
+		t.Fatalf("run: %+v %v, want both s3 copies extended and both gcs copies reported", rep, err)
+	}
+	for _, st := range []erasetest.Stored{a, b} {
+		if rp, _ := f.Catalog.GetReplica(ctx, st.Backup.ID, "s3"); rp.RetainedUntil == nil {
+			t.Errorf("%s: s3 copy not extended", st.Backup.ID)
+		}
+		if rp, _ := f.Catalog.GetReplica(ctx, st.Backup.ID, "gcs"); rp.RetainedUntil != nil {
+			t.Errorf("%s: gcs copy recorded as extended", st.Backup.ID)
+		}
+	}
+}
