@@ -17,6 +17,9 @@ const (
 	TypeBackupStatus   = "backup_status"
 	TypeProviderHealth = "provider_health"
 	TypeAlert          = "alert"
+	// TypeBackupSealing is the seal step's progress: a backup's plaintext
+	// being sealed before any provider copy starts (see Sealing).
+	TypeBackupSealing = "backup_sealing"
 )
 
 // Steps of backup_progress.
@@ -24,6 +27,12 @@ const (
 	StepCopying  = "copying"
 	StepVerified = "verified"
 	StepFailed   = "failed"
+)
+
+// Steps of backup_sealing (and StepFailed).
+const (
+	StepSealing = "sealing"
+	StepSealed  = "sealed"
 )
 
 // Message is what a subscriber receives, as JSON.
@@ -38,7 +47,8 @@ type Message struct {
 	Status string `json:"status,omitempty"`
 	// Reason says why a status is not PROTECTED, when known.
 	Reason string `json:"reason,omitempty"`
-	// Step is backup_progress's step: copying, verified or failed.
+	// Step is backup_progress's step: copying, verified or failed; or
+	// backup_sealing's: sealing, sealed or failed.
 	Step    string  `json:"step,omitempty"`
 	Bytes   int64   `json:"bytes"`
 	Total   int64   `json:"total"`

@@ -1,10 +1,11 @@
 // Package publish pushes live events to WebSocket subscribers through API
-// Gateway's management API (PostToConnection): replica progress from the
-// replicate functions, provider health and alerts from the health
-// function. One Publisher serves both.
+// Gateway's management API (PostToConnection): sealing progress from the
+// seal function, replica progress from the replicate functions, provider
+// health and alerts from the health function. One Publisher serves all.
 //
-// Messages are JSON objects with a "type" (backup_progress, replica_state,
-// backup_status, provider_health, alert), backupId and provider where they
+// Messages are JSON objects with a "type" (backup_sealing, backup_progress,
+// replica_state, backup_status, provider_health, alert; backup_sealing is
+// the seal function's), backupId and provider where they
 // apply, bytes, total, percent, step and a timestamp (see Message). A
 // message about a backup goes to the connections subscribed to it and to
 // those of its organization subscribed to "*"; provider health and alerts
@@ -19,10 +20,11 @@
 // backup (by default one batch every 250 ms with the latest position of
 // each provider; positions in between are dropped; in production each
 // replicate function serves one provider, so that is at most four
-// backup_progress a second per backup and provider); every other message
-// is sent, and a final state (a copy
-// verified or failed) is waited for, within Config.FinalWait, so that a
-// Lambda invocation does not freeze with it unsent. A connection API
+// backup_progress a second per backup and provider; the seal step's
+// positions are throttled the same way); every other message is sent, and
+// a final state (a copy verified or failed, a seal sealed or failed) is
+// waited for, within Config.FinalWait, so that a Lambda invocation does
+// not freeze with it unsent. A connection API
 // Gateway reports gone (410 GoneException) is removed from the store.
 // Payloads are a few hundred bytes; free text is clipped, and anything
 // over MaxPayload (well under API Gateway's 128 KB) is not sent.
@@ -114,6 +116,7 @@ type Publisher struct {
 	mu       sync.Mutex
 	streams  map[string]*stream
 	copying  map[string]bool   // backupID|provider → a COPYING state was announced
+	sealing  map[string]bool   // backupID → its first sealing position was sent
 	audience map[string]cached // backupID|organizationID → its subscribers
 	active   int               // streams with a running sender
 	idle     chan struct{}     // closed when active drops to 0
@@ -161,7 +164,7 @@ func New(cfg Config, d Deps) (*Publisher, error) {
 	idle := make(chan struct{})
 	close(idle)
 	return &Publisher{cfg: cfg, d: d, log: d.Logger, tasks: make(chan func()),
-		streams: map[string]*stream{}, copying: map[string]bool{}, audience: map[string]cached{}, idle: idle}, nil
+		streams: map[string]*stream{}, copying: map[string]bool{}, sealing: map[string]bool{}, audience: map[string]cached{}, idle: idle}, nil
 }
 
 // Stats returns the counters.

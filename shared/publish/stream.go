@@ -26,8 +26,8 @@ type item struct {
 type stream struct {
 	key     string
 	queue   []*item
-	pending map[string]*item // throttled progress: the latest per provider
-	order   []string         // providers in pending, first come first
+	pending map[string]*item // throttled progress: the latest per provider (and of the seal step)
+	order   []string         // throttle keys in pending, first come first
 	next    time.Time        // earliest time of the next throttled batch
 	running bool
 	wake    chan struct{}
@@ -59,7 +59,7 @@ func (p *Publisher) enqueue(it *item, throttled bool) {
 		s = &stream{key: key, pending: map[string]*item{}, wake: make(chan struct{}, 1)}
 		p.streams[key] = s
 	}
-	prov := it.msg.Provider
+	prov := it.msg.throttleKey()
 	if throttled {
 		if _, ok := s.pending[prov]; ok {
 			p.throttled.Add(1)
@@ -68,7 +68,7 @@ func (p *Publisher) enqueue(it *item, throttled bool) {
 		}
 		s.pending[prov] = it
 	} else {
-		if it.msg.Type == TypeBackupProgress {
+		if it.msg.Type == TypeBackupProgress || it.msg.Type == TypeBackupSealing {
 			if _, ok := s.pending[prov]; ok {
 				delete(s.pending, prov)
 				p.throttled.Add(1)
@@ -87,6 +87,21 @@ func (p *Publisher) enqueue(it *item, throttled bool) {
 	} else {
 		s.wakeUp()
 	}
+}
+
+// throttleKey is what a throttled position replaces: the provider's
+// earlier position, or the seal step's.
+func (m Message) throttleKey() string {
+	if m.Type == TypeBackupSealing {
+		return "\x00seal" // no provider is named so
+	}
+	return m.Provider
+}
+
+// position reports whether m is a progress position (copying or
+// sealing), which may reuse a cached subscriber list.
+func (m Message) position() bool {
+	return m.Type == TypeBackupProgress && m.Step == StepCopying || m.Type == TypeBackupSealing && m.Step == StepSealing
 }
 
 // release moves the pending positions to the queue.
@@ -214,7 +229,7 @@ func (p *Publisher) deliver(batch []*item) {
 			continue
 		}
 		bodies = append(bodies, body)
-		cacheable = cacheable && it.msg.Type == TypeBackupProgress && it.msg.Step == StepCopying
+		cacheable = cacheable && it.msg.position()
 	}
 	if len(bodies) == 0 {
 		return
