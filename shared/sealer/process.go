@@ -16,6 +16,7 @@ import (
 
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/keys"
+	"github.com/wedsync/backup-replication/shared/publish"
 	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/seal"
 	"github.com/wedsync/backup-replication/shared/storage"
@@ -29,6 +30,10 @@ type run struct {
 	b   catalog.Backup
 	// owner names this delivery's seal claim ("" until claimed).
 	owner string
+	// ended: this delivery published the seal's end (sealed or failed);
+	// read: the plaintext bytes it last published.
+	ended bool
+	read  int64
 }
 
 func (r *run) landing() *replicate.Landing {
@@ -70,9 +75,11 @@ func (r *run) process(ctx context.Context) outcome {
 		return retryLater("landing object unreadable", err)
 	}
 	if land.Size != b.Size {
+		r.publishSeal(ctx, publish.StepFailed, 0, failedReason)
 		return r.landingFailed(ctx, fmt.Sprintf("landed object has %d bytes, declared %d", land.Size, b.Size))
 	}
 	if land.SHA256 != "" && !strings.EqualFold(land.SHA256, b.SHA256) {
+		r.publishSeal(ctx, publish.StepFailed, 0, failedReason)
 		return r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", land.SHA256, b.SHA256))
 	}
 	if err := r.markLanded(ctx, land.LastModified); err != nil {
@@ -132,8 +139,20 @@ func (r *run) alreadySealed(ctx context.Context) outcome {
 }
 
 // seal streams the landing object through seal.Seal into the sealed key
-// and records the result.
-func (r *run) seal(ctx context.Context, land replicate.LandingObject) outcome {
+// and records the result. With Deps.Progress it publishes the plaintext
+// read so far (sealing), then sealed once recorded, or failed with a short
+// reason when this delivery ends without a recorded seal.
+func (r *run) seal(ctx context.Context, land replicate.LandingObject) (out outcome) {
+	r.publishSeal(ctx, publish.StepSealing, 0, "")
+	defer func() {
+		if !r.ended {
+			reason := out.what
+			if !out.consumed {
+				reason += "; retrying"
+			}
+			r.publishSeal(ctx, publish.StepFailed, r.read, reason)
+		}
+	}()
 	dataKey, rec, err := r.h.d.Keys.Create(ctx, r.b.OrganizationID, r.b.ID)
 	if out, stop := r.keyRefused(ctx, "create", err); stop {
 		return out
@@ -155,13 +174,21 @@ func (r *run) seal(ctx context.Context, land replicate.LandingObject) outcome {
 	}
 	defer src.Body.Close()
 	up := newUpload(tctx, r.h.d.Landing, r.h.cfg.LandingBucket, r.sealedKey(), size, r.h.cfg.PartSize, r.h.cfg.PartsInFlight)
-	res, err := seal.Seal(up, src.Body, dataKey, hdr)
+	var plain io.Reader = src.Body
+	if r.h.d.Progress != nil {
+		plain = newProgressReader(src.Body, r.b.Size, func(n int64) {
+			r.read = n
+			r.publishSeal(ctx, publish.StepSealing, n, "")
+		})
+	}
+	res, err := seal.Seal(up, plain, dataKey, hdr)
 	if err != nil {
 		r.abort(ctx, up, err)
 		return retryLater("sealing failed", err)
 	}
 	if !strings.EqualFold(res.PlaintextSHA256, r.b.SHA256) {
 		r.abort(ctx, up, errors.New("plaintext does not match the declaration"))
+		r.publishSeal(ctx, publish.StepFailed, res.PlaintextSize, failedReason)
 		return r.landingFailed(ctx, fmt.Sprintf("landed object has sha256 %s, declared %s", res.PlaintextSHA256, r.b.SHA256))
 	}
 	if res.CipherSize != size {
@@ -170,6 +197,7 @@ func (r *run) seal(ctx context.Context, land replicate.LandingObject) outcome {
 		return retryLater("sealing failed", err)
 	}
 	if err := up.Complete(); errors.Is(err, errTaken) {
+		r.ended = true // the other delivery publishes the end
 		return retryLater("another delivery wrote the sealed object first", err)
 	} else if err != nil {
 		return retryLater("sealed object not written", err)
@@ -179,10 +207,11 @@ func (r *run) seal(ctx context.Context, land replicate.LandingObject) outcome {
 	if obj, err := r.landing().Head(ctx, r.sealedKey()); err != nil {
 		return retryLater("sealed object unreadable after writing", err)
 	} else if want := strings.Trim(up.etag, `"`); want != "" && obj.ETag != want {
+		r.ended = true // the other delivery publishes the end
 		return retryLater("sealed object replaced by another delivery",
 			fmt.Errorf("sealed object has ETag %s, this delivery wrote %s", obj.ETag, want))
 	}
-	out := r.record(ctx, catalog.Seal{Key: r.sealedKey(), Format: seal.Format, KMSKeyID: rec.KMSKeyID,
+	out = r.record(ctx, catalog.Seal{Key: r.sealedKey(), Format: seal.Format, KMSKeyID: rec.KMSKeyID,
 		CipherSHA256: res.CipherSHA256, CipherSize: res.CipherSize})
 	out.bytes = res.PlaintextSize
 	return out
@@ -287,6 +316,7 @@ func (r *run) record(ctx context.Context, s catalog.Seal) outcome {
 	}
 	r.log.InfoContext(ctx, "sealed", "op", "seal", "sealed_key", s.Key, "cipher_bytes", s.CipherSize,
 		"cipher_sha256", s.CipherSHA256, "kms_key_id", s.KMSKeyID)
+	r.publishSeal(ctx, publish.StepSealed, r.b.Size, "")
 	return r.dropPlaintext(rctx, done("sealed", 0))
 }
 

@@ -39,6 +39,13 @@
 // Nothing is dropped silently and no plaintext is deleted before its
 // sealed object is recorded.
 //
+// Live progress: with Deps.Progress (WithProgress; functions/seal wires
+// shared/publish when WS_ENDPOINT is set) a seal publishes the plaintext
+// read so far (every 5 % and at least 1 MiB apart, and the last byte),
+// then sealed once recorded, or failed with a short reason (never an
+// error's text) when the delivery ends without a recorded seal.
+// Publishing never stops a seal.
+//
 // Logs: one line per record (op "seal", backup_id, attempt, bytes,
 // duration_ms, outcome); data keys never appear in logs or errors.
 package sealer
@@ -155,7 +162,10 @@ type Deps struct {
 	Metrics metrics.Emitter // nil: discard
 	// Queue reaches Config.QueueURL; nil: the queue's own visibility.
 	Queue replicate.QueueAPI
-	Now   func() time.Time
+	// Progress receives live progress of each seal (sealing positions,
+	// then sealed or failed); nil: none.
+	Progress SealPublisher
+	Now      func() time.Time
 }
 
 // Handler seals landed backups.

@@ -32,6 +32,12 @@ func WithConfig(f func(*Config)) Option { return func(w *wiring) { w.cfg = appen
 // WithDeps lets f adjust the ports before the handler is built.
 func WithDeps(f func(*Deps)) Option { return func(w *wiring) { w.deps = append(w.deps, f) } }
 
+// WithProgress publishes each seal's live progress to p (functions/seal
+// passes shared/publish's Publisher when WS_ENDPOINT is set).
+func WithProgress(p SealPublisher) Option {
+	return WithDeps(func(d *Deps) { d.Progress = p })
+}
+
 // Wire builds the Handler functions/seal runs, from its loaded
 // configuration and an AWS configuration (endpoint already applied): the
 // landing bucket's S3 client (path-style when an endpoint is set), the
