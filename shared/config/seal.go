@@ -16,6 +16,8 @@ import (
 //	SEAL_PART_SIZE          part size of the sealed object's multipart upload, e.g. 16MiB (default 16MiB, at least 5MiB)
 //	SEAL_PARTS_IN_FLIGHT    parts uploaded at once per record (default 2)
 //	QUEUE_URL               the seal queue (visibility timeouts of failed messages)
+//	WS_ENDPOINT             (Common) API Gateway Management API endpoint for live seal progress; empty: none
+//	CONNECTIONS_TABLE       (Common) WebSocket connections table, whose subscribers get that progress
 //
 // Required: LANDING_BUCKET, BACKUPS_TABLE, REPLICAS_TABLE (the catalog's
 // pair), KEYS_TABLE; and a KMS key for each organisation (KMS_KEY_ID, its

@@ -38,3 +38,15 @@ func TestLoadSeal(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadSealLiveProgress(t *testing.T) {
+	c, err := LoadSeal(Map(map[string]string{"AWS_REGION": "us-east-1", "LANDING_BUCKET": "landing", "BACKUPS_TABLE": "b",
+		"REPLICAS_TABLE": "r", "KEYS_TABLE": "k", "KMS_KEY_ID": "alias/ws191/org-default",
+		"WS_ENDPOINT": "https://abc.execute-api.us-east-1.amazonaws.com/prod", "CONNECTIONS_TABLE": "conns"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WSEndpoint != "https://abc.execute-api.us-east-1.amazonaws.com/prod" || c.Tables.Connections != "conns" {
+		t.Fatalf("live progress settings not read: endpoint %q, connections %q", c.WSEndpoint, c.Tables.Connections)
+	}
+}
