@@ -2,13 +2,17 @@ package tests
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/wedsync/backup-replication/infra/local/apiclient"
@@ -19,7 +23,9 @@ import (
 
 // TestDashboardInABrowser opens the dashboard that the local stack's api
 // function serves in headless Chromium, uploads a backup through the HTTP
-// API, and watches a progress bar per provider reach 100 % and the backup
+// API, and watches its sealing row reach "sealed" (from the seal function's
+// backup_sealing messages, which the page must have received over its
+// WebSocket), then a progress bar per provider reach 100 % and the backup
 // turn PROTECTED as the stack's replicate functions copy it; then the
 // socket goes away (the page polls GET /status and says so) and comes back
 // (live again); then the offsite provider's server stops, and the health
@@ -46,6 +52,7 @@ func TestDashboardInABrowser(t *testing.T) {
 
 	sock := newSocketSwitch(t, s.WebSocketURL)
 	b := newBrowser(t, chromium)
+	frames := recordSealFrames(b)
 	b.do(chromedp.Navigate(s.APIURL + "/#token=" + token + "&ws=" + url.QueryEscape(sock.URL())))
 	b.waitFor("the live connection", `document.getElementById('connection').dataset.state === 'live'`, 30*time.Second, nil)
 	if addr, _ := eval[string](b, `location.href`); strings.Contains(addr, token) {
@@ -74,10 +81,22 @@ func TestDashboardInABrowser(t *testing.T) {
 			}
 		}
 	}
-	b.waitFor("three bars at 100 % and PROTECTED", strings.Join(all, " && ")+
+	// The seal step's row comes first and ends sealed, at 100 %.
+	seal := fmt.Sprintf(`document.getElementById('seal-%s')`, bk.ID)
+	all = append(all, fmt.Sprintf(`(%s && %s.value === 100 && %s.dataset.state === 'SEALED'
+		&& /sealed/.test(document.getElementById('seal-%s-label').textContent)
+		&& document.getElementById('flight-%s-bars').firstElementChild.id === 'seal-%s-row')`, seal, seal, seal, bk.ID, bk.ID, bk.ID))
+	b.waitFor("the sealed row and three bars at 100 % and PROTECTED", strings.Join(all, " && ")+
 		fmt.Sprintf(` && document.getElementById('status-%s').dataset.status === 'PROTECTED'`, bk.ID), 5*time.Minute, sample)
 	for _, p := range liveProviders {
 		t.Logf("%s: the page showed %d positions between 0 and 100 %% before 100 %%", p, len(seen[p]))
+	}
+	// The seal's progress reached the page over its WebSocket: positions,
+	// then one "sealed" (the catalog's seal alone would not show these).
+	sealing, sealed := frames.of(bk.ID)
+	t.Logf("seal: the page received %d backup_sealing positions and %d sealed over its WebSocket", sealing, sealed)
+	if sealed != 1 || sealing < 1 {
+		t.Errorf("the page received %d sealing positions and %d sealed messages for the backup; want positions, then one sealed", sealing, sealed)
 	}
 	labelled, _ := eval[bool](b, fmt.Sprintf(`[...document.querySelectorAll('#flight-%s progress')].every(p => p.labels.length === 1 && p.getAttribute('aria-valuetext'))`, bk.ID))
 	if !labelled {
@@ -181,4 +200,57 @@ func uploadBackup(ctx context.Context, t *testing.T, c *apiclient.Client, org, n
 		t.Fatalf("upload %q: %v", name, err)
 	}
 	return created.Backup
+}
+
+// sealFrames are the backup_sealing messages the page received over its
+// WebSocket, as Chromium's network domain saw the frames arrive.
+type sealFrames struct {
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+// recordSealFrames starts recording the backup_sealing frames the page
+// receives.
+func recordSealFrames(b *browser) *sealFrames {
+	b.t.Helper()
+	f := &sealFrames{}
+	err := chromedp.Listen(b.ctx, func(ev any) {
+		e, ok := ev.(*network.EventWebSocketFrameReceived)
+		if !ok || e.Response == nil || e.Response.Opcode != 1 {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(e.Response.PayloadData, &m) != nil || m["type"] != "backup_sealing" {
+			return
+		}
+		f.mu.Lock()
+		f.msgs = append(f.msgs, m)
+		f.mu.Unlock()
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.do(chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, network.Enable, network.EnableParams{})
+		return err
+	}))
+	return f
+}
+
+// of counts a backup's sealing positions and sealed messages.
+func (f *sealFrames) of(id string) (sealing, sealed int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, m := range f.msgs {
+		if m["backupId"] != id {
+			continue
+		}
+		switch m["step"] {
+		case "sealing":
+			sealing++
+		case "sealed":
+			sealed++
+		}
+	}
+	return sealing, sealed
 }

@@ -135,9 +135,15 @@ function renderFlights() {
     $(id + '-status').replaceChildren(statusBadge(b.status, 'status-' + safeId(b.id)));
     setText($(id + '-meta'), [b.size ? fmtBytes(b.size) : '', b.reason].filter(Boolean).join(' · '));
     const bars = $(id + '-bars');
+    // The seal comes first: no provider copy starts before it.
+    const first = b.seal ? 1 : 0;
+    if (b.seal) {
+      const row = renderSealBar(bars, b, b.seal);
+      if (bars.children[0] !== row) bars.insertBefore(row, bars.children[0]);
+    }
     sortedProviders(b.replicas.keys()).forEach((name, j) => {
       const row = renderBar(bars, b, name, b.replicas.get(name));
-      if (bars.children[j] !== row) bars.insertBefore(row, bars.children[j]);
+      if (bars.children[first + j] !== row) bars.insertBefore(row, bars.children[first + j]);
     });
   });
 }
@@ -162,6 +168,32 @@ function renderBar(parent, b, name, r) {
   bar.setAttribute('aria-valuetext', `${name}: ${text}${r.total ? `, ${fmtBytes(r.bytes)} of ${fmtBytes(r.total)}` : ''}`);
   setText($(id + '-pct'), text);
   row.title = r.error || '';
+  return row;
+}
+
+// renderSealBar is the seal step's row, built like a provider's: the
+// plaintext read and encrypted so far, then sealed (or failed).
+function renderSealBar(parent, b, s) {
+  const id = `seal-${safeId(b.id)}`;
+  const row = child(parent, id + '-row', () => {
+    const div = el('div', { class: 'bar seal' });
+    div.append(el('label', { for: id, id: id + '-label' }),
+      el('progress', { id, max: '100', 'aria-describedby': id + '-pct' }),
+      el('span', { class: 'pct', id: id + '-pct' }));
+    return div;
+  });
+  const bar = $(id);
+  const pct = s.step === 'sealed' ? 100 : Math.max(0, Math.min(100, s.percent || 0));
+  bar.dataset.state = { sealed: 'SEALED', failed: 'FAILED' }[s.step] || 'SEALING';
+  if (bar.value !== pct) bar.value = pct;
+  const name = s.step === 'sealed' ? 'sealed' : 'sealing';
+  const words = { sealed: 'sealed', failed: 'failed' }[s.step] || 'encrypting';
+  setText($(id + '-label'), name);
+  const text = `${fmtPct(pct)} ${words}`;
+  bar.setAttribute('aria-valuetext', `${name === 'sealing' ? 'sealing (encrypting)' : name}: ${text}` +
+    `${s.total ? `, ${fmtBytes(s.bytes)} of ${fmtBytes(s.total)}` : ''}`);
+  setText($(id + '-pct'), text);
+  row.title = s.error || '';
   return row;
 }
 

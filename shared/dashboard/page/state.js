@@ -29,7 +29,10 @@ function provider(name) {
 function backup(id) {
   let b = state.backups.get(id);
   if (!b) {
-    b = { id, name: '', size: 0, status: '', reason: '', createdAt: null, replicas: new Map(), live: false, touched: 0, known: false };
+    // seal: the seal step's progress (null until known): step sealing,
+    // sealed or failed; live once a backup_sealing message came.
+    b = { id, name: '', size: 0, status: '', reason: '', createdAt: null, replicas: new Map(), seal: null, live: false,
+      touched: 0, known: false };
     state.backups.set(id, b);
   }
   return b;
@@ -73,6 +76,21 @@ function applyMessage(m) {
       r.step = m.step || '';
       if (m.error) r.error = m.error;
       return '';
+    }
+    case 'backup_sealing': {
+      const b = backup(m.backupId);
+      b.live = true;
+      b.touched = Date.now();
+      if (m.total) b.size = m.total;
+      const s = b.seal || (b.seal = { step: '', bytes: 0, total: b.size, percent: 0, error: '', live: false });
+      s.live = true;
+      if (s.step === 'sealed') return ''; // recorded: nothing comes after
+      s.step = m.step || 'sealing';
+      if (m.total) s.total = m.total;
+      s.bytes = s.step === 'sealed' ? s.total : m.bytes || 0;
+      s.percent = s.step === 'sealed' ? 100 : typeof m.percent === 'number' ? m.percent : 0;
+      s.error = s.step === 'failed' ? m.error || 'sealing failed' : '';
+      return s.step === 'failed' ? `Sealing ${label(b)} failed.` : '';
     }
     case 'replica_state': {
       const b = backup(m.backupId);
@@ -155,6 +173,11 @@ function applyBackup(rec, replicas) {
     b.reason = rec.statusReason || '';
   }
   if (rec.status === 'REPLICATING' || rec.status === 'PENDING') b.touched = b.touched || Date.now();
+  if (rec.seal && (!b.seal || b.seal.step !== 'sealed')) {
+    // The catalog records the seal once it is done (the live message may
+    // have come before this page subscribed).
+    b.seal = { step: 'sealed', bytes: rec.size, total: rec.size, percent: 100, error: '', live: b.seal ? b.seal.live : false };
+  }
   for (const r of replicas || []) {
     const x = replica(b, r.provider);
     if (b.live && x.state === 'COPYING' && r.state === 'COPYING') continue; // live bytes are fresher
