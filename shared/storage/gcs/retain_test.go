@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wedsync/backup-replication/shared/storage"
+	"github.com/wedsync/backup-replication/shared/storage/storagetest"
 )
 
 // TestRetainUntil extends an object's retention on fake-gcs-server, never
@@ -34,29 +35,5 @@ func TestRetainUntil(t *testing.T) {
 		}
 		return a.Retention.RetainUntil.UTC()
 	}
-	r, ok := storage.As[storage.Retainer](p)
-	if !ok {
-		t.Fatal("the gcs provider is not a storage.Retainer")
-	}
-	far := time.Now().UTC().AddDate(1, 0, 0).Truncate(time.Second)
-	got, err := r.RetainUntil(t.Context(), key, far.Add(-300*time.Millisecond)) // rounded up to far
-	if err != nil || !got.Equal(far) {
-		t.Fatalf("extend: %v %v, want %v", got, err, far)
-	}
-	if s := stored(); !s.Equal(far) {
-		t.Errorf("GCS keeps the object until %v, want %v", s, far)
-	}
-	got, err = r.RetainUntil(t.Context(), key, far.AddDate(0, -6, 0))
-	if err != nil || !got.Equal(far) {
-		t.Errorf("shorter: %v %v, want the longer %v kept", got, err, far)
-	}
-	if s := stored(); !s.Equal(far) {
-		t.Errorf("a shorter date changed the retention to %v", s)
-	}
-	if _, err := r.RetainUntil(t.Context(), "backups/missing", far); storage.KindOf(err) != storage.NotFound {
-		t.Errorf("missing object: %v, want NotFound", err)
-	}
-	if _, err := plain.RetainUntil(t.Context(), key, far); storage.KindOf(err) != storage.Permanent {
-		t.Errorf("without retention: %v, want a Permanent error", err)
-	}
+	storagetest.Retainer(t, p, plain, key, stored)
 }
