@@ -22,6 +22,7 @@ import (
 	"github.com/wedsync/backup-replication/infra/local/stack"
 	"github.com/wedsync/backup-replication/shared/api"
 	"github.com/wedsync/backup-replication/shared/catalog"
+	"github.com/wedsync/backup-replication/shared/replicate"
 )
 
 // Helpers of the pipeline tests: a backup of their own, events as
@@ -90,17 +91,7 @@ func waitStatus(t *testing.T, c *apiclient.Client, id string, timeout time.Durat
 // events/replicate-sqs.json): the seal queue gets uploads (backups/), the
 // replication queues sealed objects (sealed/; see sealedEvent).
 func objectCreated(e *sharedEnv, key string, size int64, etag, reason string) string {
-	b, _ := json.Marshal(map[string]any{
-		"version": "0", "id": api.NewID(time.Now()), "detail-type": "Object Created", "source": "aws.s3",
-		"account": e.Template.Ref("AWS::AccountId"), "time": time.Now().UTC().Format(time.RFC3339),
-		"region": e.Template.Ref("AWS::Region"), "resources": []string{"arn:aws:s3:::" + e.Buckets.Landing},
-		"detail": map[string]any{
-			"version": "0", "bucket": map[string]any{"name": e.Buckets.Landing},
-			"object":     map[string]any{"key": key, "size": size, "etag": etag, "sequencer": fmt.Sprintf("%018X", time.Now().UnixNano())},
-			"request-id": "PIPELINETEST", "requester": e.Template.Ref("AWS::AccountId"), "reason": reason,
-		},
-	})
-	return string(b)
+	return replicate.ObjectCreated(e.Buckets.Landing, key, size, etag, reason, time.Now())
 }
 
 // copyPlaces are where copies can be, by name: the three providers, the

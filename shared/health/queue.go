@@ -2,61 +2,20 @@ package health
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
-	"github.com/google/uuid"
-)
 
-// objectCreated is an EventBridge S3 "Object Created" event, the body the
-// replicate function reads from its queue (replicate.ParseEvent). Health
-// sends it to queue a copy again; detail.reason says who sent it.
-type objectCreated struct {
-	Version    string   `json:"version"`
-	ID         string   `json:"id"`
-	DetailType string   `json:"detail-type"`
-	Source     string   `json:"source"`
-	Account    string   `json:"account"`
-	Time       string   `json:"time"`
-	Region     string   `json:"region"`
-	Resources  []string `json:"resources"`
-	Detail     struct {
-		Version string `json:"version"`
-		Bucket  struct {
-			Name string `json:"name"`
-		} `json:"bucket"`
-		Object struct {
-			Key  string `json:"key"`
-			Size int64  `json:"size"`
-			ETag string `json:"etag,omitempty"`
-		} `json:"object"`
-		RequestID string `json:"request-id"`
-		Requester string `json:"requester"`
-		Reason    string `json:"reason"`
-	} `json:"detail"`
-}
+	"github.com/wedsync/backup-replication/shared/replicate"
+)
 
 // ReasonReconcile is the detail.reason of the events health sends.
 const ReasonReconcile = "HealthReconcile"
-
-// eventBody is the Object Created event of key (size bytes) in bucket.
-func eventBody(bucket, key string, size int64, etag string, at time.Time) string {
-	var e objectCreated
-	e.Version, e.ID, e.DetailType, e.Source = "0", uuid.NewString(), "Object Created", "aws.s3"
-	e.Time, e.Resources = at.UTC().Format(time.RFC3339), []string{"arn:aws:s3:::" + bucket}
-	e.Detail.Version, e.Detail.Bucket.Name = "0", bucket
-	e.Detail.Object.Key, e.Detail.Object.Size, e.Detail.Object.ETag = key, size, etag
-	e.Detail.RequestID, e.Detail.Requester, e.Detail.Reason = uuid.NewString(), "ws191-health", ReasonReconcile
-	b, _ := json.Marshal(e)
-	return string(b)
-}
 
 // enqueue sends the landing object's event to the provider's queue.
 func (h *Handler) enqueue(ctx context.Context, provider, key string, size int64, etag string) error {
@@ -66,7 +25,7 @@ func (h *Handler) enqueue(ctx context.Context, provider, key string, size int64,
 	}
 	_, err := h.d.Queues.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:    aws.String(q.URL),
-		MessageBody: aws.String(eventBody(h.cfg.LandingBucket, key, size, etag, h.d.Now())),
+		MessageBody: aws.String(replicate.ObjectCreated(h.cfg.LandingBucket, key, size, etag, ReasonReconcile, h.d.Now())),
 		MessageAttributes: map[string]sqstypes.MessageAttributeValue{
 			"origin": {DataType: aws.String("String"), StringValue: aws.String("health")}},
 	})

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode/utf8"
+
+	"github.com/google/uuid"
 )
 
 // LandingPrefix starts every landing key: backups/{organizationId}/{backupId}.
@@ -55,6 +58,48 @@ type eventBridgeS3 struct {
 			ETag string `json:"etag"`
 		} `json:"object"`
 	} `json:"detail"`
+}
+
+// objectCreated is the whole EventBridge S3 "Object Created" event that
+// ObjectCreated writes (eventBridgeS3 is the part ParseEvent reads).
+type objectCreated struct {
+	Version    string   `json:"version"`
+	ID         string   `json:"id"`
+	DetailType string   `json:"detail-type"`
+	Source     string   `json:"source"`
+	Time       string   `json:"time"`
+	Resources  []string `json:"resources"`
+	Detail     struct {
+		Version string `json:"version"`
+		Bucket  struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key  string `json:"key"`
+			Size int64  `json:"size"`
+			ETag string `json:"etag,omitempty"`
+		} `json:"object"`
+		RequestID string `json:"request-id"`
+		Requester string `json:"requester"`
+		Reason    string `json:"reason"`
+	} `json:"detail"`
+}
+
+// ObjectCreated is the SQS body EventBridge delivers for an S3 "Object
+// Created" event of key (size bytes, ETag etag, "" when unknown) in
+// bucket at at, as ParseEvent reads it; reason is detail.reason, who
+// asked ("PutObject", "HealthReconcile"…). Health's reconcile puts it on a
+// queue to ask for a copy again; tests and benchmarks play EventBridge
+// with it.
+func ObjectCreated(bucket, key string, size int64, etag, reason string, at time.Time) string {
+	var e objectCreated
+	e.Version, e.ID, e.DetailType, e.Source = "0", uuid.NewString(), "Object Created", "aws.s3"
+	e.Time, e.Resources = at.UTC().Format(time.RFC3339), []string{"arn:aws:s3:::" + bucket}
+	e.Detail.Version, e.Detail.Bucket.Name = "0", bucket
+	e.Detail.Object.Key, e.Detail.Object.Size, e.Detail.Object.ETag = key, size, strings.Trim(etag, `"`)
+	e.Detail.RequestID, e.Detail.Requester, e.Detail.Reason = uuid.NewString(), "ws191", reason
+	b, _ := json.Marshal(e)
+	return string(b)
 }
 
 // errMalformed marks a message that can never be processed, whatever is

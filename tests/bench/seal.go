@@ -26,6 +26,7 @@ import (
 	"github.com/wedsync/backup-replication/infra/emulator"
 	"github.com/wedsync/backup-replication/shared/catalog"
 	"github.com/wedsync/backup-replication/shared/keys"
+	"github.com/wedsync/backup-replication/shared/replicate"
 	"github.com/wedsync/backup-replication/shared/seal"
 	"github.com/wedsync/backup-replication/shared/sealer"
 )
@@ -174,10 +175,8 @@ func runSealChild(ctx context.Context, sp spec) error {
 		return err
 	}
 	landingKey := "backups/" + sealOrg + "/" + sp.Seal.BackupID
-	body, _ := json.Marshal(map[string]any{"version": "0", "detail-type": "Object Created", "source": "aws.s3",
-		"detail": map[string]any{"bucket": map[string]any{"name": sp.Landing.Bucket},
-			"object": map[string]any{"key": landingKey, "size": sp.Size}}})
-	msg := events.SQSMessage{MessageId: "bench-1", Body: string(body),
+	body := replicate.ObjectCreated(sp.Landing.Bucket, landingKey, sp.Size, "", "PutObject", time.Now())
+	msg := events.SQSMessage{MessageId: "bench-1", Body: body,
 		Attributes: map[string]string{"ApproximateReceiveCount": "1"}}
 	res := startMeasure("seal")
 	start := time.Now()
