@@ -80,7 +80,8 @@ func (in *instance) startOnce(ctx context.Context) error {
 	if cfg.Instances > 1 {
 		label = fmt.Sprintf("%s#%d", cfg.Name, in.n)
 	}
-	out := &prefixWriter{w: cfg.Output, prefix: "[" + label + "] "}
+	gate := &startupWriter{w: cfg.Output}
+	out := &prefixWriter{w: gate, prefix: "[" + label + "] "}
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group (stopped as a group); killed if this process dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -98,11 +99,12 @@ func (in *instance) startOnce(ctx context.Context) error {
 		c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 		if err == nil {
 			c.Close()
+			gate.release()
 			return nil
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("rie %s: %w on %s", cfg.Name, errExitedEarly, addr)
+			return fmt.Errorf("rie %s: %w on %s: %s", cfg.Name, errExitedEarly, addr, gate.said())
 		case <-ctx.Done():
 			in.stop()
 			return ctx.Err()
@@ -110,7 +112,7 @@ func (in *instance) startOnce(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			in.stop()
-			return fmt.Errorf("rie %s: emulator not listening on %s after %s", cfg.Name, addr, startTimeout)
+			return fmt.Errorf("rie %s: emulator not listening on %s after %s: %s", cfg.Name, addr, startTimeout, gate.said())
 		}
 	}
 }
