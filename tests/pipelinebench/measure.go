@@ -67,7 +67,7 @@ type measure struct {
 	// ReplWall and ReplCPU are the same from when the wait first saw the
 	// seal recorded (within 100 ms): the replication alone.
 	ReplWall time.Duration
-	ReplCPU  time.Duration
+	ReplCPU  map[string]time.Duration
 	// Logs is what the seal and replicate functions logged about the
 	// backup, by "seal" or provider.
 	Logs map[string]*runLog
@@ -230,7 +230,7 @@ func one(ctx context.Context, c *apiclient.Client, org string, cfg config, size 
 	m := measure{BackupID: created.Backup.ID, Upload: landed.Sub(began), Verified: map[string]time.Duration{}, Started: map[string]time.Duration{},
 		Wall: time.Since(landed), CPU: sampleCPU().since(cpuBefore)}
 	if cpuSealed != nil {
-		m.ReplWall, m.ReplCPU = time.Since(sealSeen), total(sampleCPU().since(cpuSealed))
+		m.ReplWall, m.ReplCPU = time.Since(sealSeen), sampleCPU().since(cpuSealed)
 	}
 	switch {
 	case cfg.noSeal && d.Backup.Seal != nil:

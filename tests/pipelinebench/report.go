@@ -81,26 +81,14 @@ func render(r reportData) string {
 				}
 				wall := median(ms, func(m measure) time.Duration { return m.Wall })
 				cpu := median(ms, func(m measure) time.Duration { return total(m.CPU) })
-				role := func(prefix string) string {
-					return dur(median(ms, func(m measure) time.Duration {
-						var d time.Duration
-						for k, v := range m.CPU {
-							if strings.HasPrefix(k, prefix) {
-								d += v
-							}
-						}
-						return d
-					}))
-				}
-				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f of %d | %s | %s | %s |\n", sizeText(size), name,
+				roles := roleColumns(ms, func(m measure) map[string]time.Duration { return m.CPU })
+				fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %.2f of %d | %s |\n", sizeText(size), name,
 					dur(median(ms, func(m measure) time.Duration { return m.Sealed })), dur(wall), dur(cpu),
-					cpu.Seconds()/wall.Seconds(), runtime.NumCPU(), role("moto_server"), role("function bootstraps"), role("bench process"))
+					cpu.Seconds()/wall.Seconds(), runtime.NumCPU(), roles)
 			}
 		}
 	}
-	if r.single {
-		b.WriteString(floorTable(r))
-	}
+	b.WriteString(floorTable(r))
 	if r.baseline {
 		b.WriteString(sealCostTable(r))
 	}
@@ -183,7 +171,7 @@ func floorTable(r reportData) string {
 	var b strings.Builder
 	cores := runtime.NumCPU()
 	fmt.Fprintf(&b, "\nReplication's CPU (every process, from the wait seeing the seal recorded to the copies done), and the floor it puts under the fan-out on %d cores:\n\n", cores)
-	fmt.Fprintf(&b, "| size | configuration | replication wall | replication CPU | cores busy | floor: CPU ÷ %d cores |\n|---|---|---:|---:|---:|---:|\n", cores)
+	fmt.Fprintf(&b, "| size | configuration | replication wall | replication CPU | cores busy | floor: CPU ÷ %d cores | moto_server | function bootstraps | bench process |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n", cores)
 	for _, size := range r.sizes {
 		var slowest, fanFloor time.Duration
 		for _, name := range append([]string{"fan-out"}, aloneNames()...) {
@@ -192,7 +180,7 @@ func floorTable(r reportData) string {
 				continue
 			}
 			wall := median(ms, func(m measure) time.Duration { return m.ReplWall })
-			cpu := median(ms, func(m measure) time.Duration { return m.ReplCPU })
+			cpu := median(ms, func(m measure) time.Duration { return total(m.ReplCPU) })
 			floor := cpu / time.Duration(cores)
 			if name == "fan-out" {
 				fanFloor = floor
@@ -200,8 +188,9 @@ func floorTable(r reportData) string {
 				p := strings.TrimSuffix(name, " alone")
 				slowest = max(slowest, median(ms, func(m measure) time.Duration { return m.afterSeal(p) }))
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f of %d | %s |\n", sizeText(size), name, dur(wall), dur(cpu),
-				cpu.Seconds()/max(wall.Seconds(), 1e-9), cores, dur(floor))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %.2f of %d | %s | %s |\n", sizeText(size), name, dur(wall), dur(cpu),
+				cpu.Seconds()/max(wall.Seconds(), 1e-9), cores, dur(floor),
+				roleColumns(ms, func(m measure) map[string]time.Duration { return m.ReplCPU }))
 		}
 		if slowest > 0 && fanFloor > 0 {
 			fmt.Fprintf(&b, "\n%s: the fan-out's floor is %.2f× the slowest copy alone (%s): the best ratio this machine allows.\n",
@@ -266,4 +255,23 @@ func pairedRatios(r reportData) string {
 		}
 	}
 	return b.String()
+}
+
+// roleColumns is the median CPU of each role (moto_server, function
+// bootstraps, bench process: the processes' roles in cpu.go) in cpu's
+// figures of ms, as three table cells.
+func roleColumns(ms []measure, cpu func(measure) map[string]time.Duration) string {
+	var cells []string
+	for _, prefix := range []string{"moto_server", "function bootstraps", "bench process"} {
+		cells = append(cells, dur(median(ms, func(m measure) time.Duration {
+			var d time.Duration
+			for k, v := range cpu(m) {
+				if strings.HasPrefix(k, prefix) {
+					d += v
+				}
+			}
+			return d
+		})))
+	}
+	return strings.Join(cells, " | ")
 }
